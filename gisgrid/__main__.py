@@ -1,0 +1,3 @@
+from gisgrid.cli import run
+
+run()
