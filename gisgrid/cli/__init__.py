@@ -15,8 +15,8 @@ from gisgrid import __version__
 from gisgrid.errors import GisgridError
 
 # name of the module under gisgrid.cli -> attribute holding its click command or group
-COMMANDS = {
-    "db": "db",
+COMMANDS: dict[str, str] = {
+    # "module": "attribute",  one line per command group, added by the module's author
 }
 
 
