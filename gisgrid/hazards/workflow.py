@@ -16,7 +16,7 @@ The table, as :func:`render_transition_table` prints it for the docs:
 >>> print(render_transition_table())  # doctest: +ELLIPSIS
 | from | action | to |
 |---|---|---|
-| 上报 reported | accept 受理 | 受理 accepted |
+| 上报 reported | 受理 accept | 受理 accepted |
 ...
 """
 
@@ -29,7 +29,36 @@ from enum import Enum
 from gisgrid.errors import IllegalTransition, InputError
 
 
-class State(str, Enum):
+class _Labelled(str, Enum):
+    """A key with a Chinese name; parsed from either, listed with both when unknown."""
+
+    @property
+    def zh(self) -> str:
+        return _LABELS_ZH[self]
+
+    @property
+    def label(self) -> str:
+        """Chinese and English, e.g. ``上报 reported``."""
+        return f"{self.zh} {self.value}"
+
+    @classmethod
+    def parse(cls, value):
+        """The member named by its key or Chinese name, or :class:`InputError` naming the field.
+
+        >>> State.parse("挂账")
+        <State.SUSPENDED: 'suspended'>
+        """
+        if isinstance(value, cls):
+            return value
+        for member in cls:
+            if value in (member.value, member.zh):
+                return member
+        field = cls.__name__.lower()
+        allowed = ", ".join(m.label for m in cls)
+        raise InputError(f"{field}: unknown {field} {value!r}", [f"allowed: {allowed}"])
+
+
+class State(_Labelled):
     """A hazard's state; the value is the key stored in the database."""
 
     REPORTED = "reported"
@@ -42,30 +71,6 @@ class State(str, Enum):
     POSTPONED = "postponed"
     SUSPENDED = "suspended"
     VOIDED = "voided"
-
-    @property
-    def zh(self) -> str:
-        return STATE_LABELS_ZH[self]
-
-    @property
-    def label(self) -> str:
-        """Chinese and English, e.g. ``上报 reported``."""
-        return f"{self.zh} {self.value}"
-
-    @classmethod
-    def parse(cls, value: "str | State") -> "State":
-        """The state named by its key or Chinese name, or :class:`InputError`.
-
-        >>> State.parse("挂账")
-        <State.SUSPENDED: 'suspended'>
-        """
-        if isinstance(value, State):
-            return value
-        for state in cls:
-            if value in (state.value, state.zh):
-                return state
-        allowed = ", ".join(s.label for s in cls)
-        raise InputError(f"state: unknown hazard state {value!r}", [f"allowed: {allowed}"])
 
 
 STATE_LABELS_ZH: dict[State, str] = {
@@ -92,7 +97,7 @@ CLOCK_STOPPED_STATES = frozenset({State.SUSPENDED}) | TERMINAL_STATES
 with its own remediation plan outside the workday due date."""
 
 
-class Action(str, Enum):
+class Action(_Labelled):
     """What an actor does to a hazard; the value is the key the CLI and API accept."""
 
     ACCEPT = "accept"
@@ -107,26 +112,6 @@ class Action(str, Enum):
     SUSPEND = "suspend"
     RESUME = "resume"
     VOID = "void"
-
-    @property
-    def zh(self) -> str:
-        return ACTION_LABELS_ZH[self]
-
-    @property
-    def label(self) -> str:
-        """English and Chinese, e.g. ``accept 受理``."""
-        return f"{self.value} {self.zh}"
-
-    @classmethod
-    def parse(cls, value: "str | Action") -> "Action":
-        """The action named by its key or Chinese name, or :class:`InputError`."""
-        if isinstance(value, Action):
-            return value
-        for action in cls:
-            if value in (action.value, action.zh):
-                return action
-        allowed = ", ".join(a.label for a in cls)
-        raise InputError(f"action: unknown action {value!r}", [f"allowed: {allowed}"])
 
 
 ACTION_LABELS_ZH: dict[Action, str] = {
@@ -143,6 +128,8 @@ ACTION_LABELS_ZH: dict[Action, str] = {
     Action.RESUME: "恢复处置",
     Action.VOID: "作废",
 }
+
+_LABELS_ZH: dict[_Labelled, str] = {**STATE_LABELS_ZH, **ACTION_LABELS_ZH}
 
 
 @dataclass(frozen=True)

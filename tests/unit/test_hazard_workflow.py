@@ -82,7 +82,7 @@ def test_chinese_names_parse():
 def test_unknown_action_and_state_are_input_errors():
     with pytest.raises(InputError, match="action: unknown action 'fly'"):
         next_state("reported", "fly")
-    with pytest.raises(InputError, match="state: unknown hazard state"):
+    with pytest.raises(InputError, match="state: unknown state 'lost'"):
         next_state("lost", "accept")
 
 
@@ -96,4 +96,4 @@ def test_event_needs_actor_and_aware_time():
 def test_table_renders_every_row_with_both_languages():
     table = render_transition_table()
     assert len(table.splitlines()) == 2 + len(TRANSITIONS)
-    assert "| 核查 verifying | reject 核查不通过 | 处置 handling |" in table
+    assert "| 核查 verifying | 核查不通过 reject | 处置 handling |" in table
