@@ -458,6 +458,31 @@ class EmbeddedServer:
         return DatabaseUnavailable(f"{message} (cluster {self.data_dir})", details)
 
 
+def reap_orphan_clusters() -> list[Path]:
+    """Stop and delete clusters under ``/var/lib/gisgrid/clusters`` whose ``home`` is gone.
+
+    A test session killed before its teardown leaves such a cluster running; this is safe to
+    call at any time because a cluster whose home still exists is never touched.
+    Returns the cluster directories removed.
+    """
+    removed: list[Path] = []
+    if os.geteuid() != 0 or not SYSTEM_CLUSTERS.is_dir():
+        return removed
+    for root in SYSTEM_CLUSTERS.iterdir():
+        home = Path(_read_text(root / "home").strip() or "/nonexistent-gisgrid-home")
+        if home.exists():
+            continue
+        pid_lines = _read_lines(root / "pgdata" / "postmaster.pid")
+        if pid_lines and pid_lines[0].strip().isdigit() and _is_postgres(int(pid_lines[0])):
+            owner = (root / "pgdata").stat()
+            subprocess.run([str(find_bindir() / "pg_ctl"), "stop", "-D", str(root / "pgdata"),
+                            "-m", "immediate", "-w", "-t", "30", "-s"], capture_output=True,
+                           cwd="/", user=owner.st_uid, group=owner.st_gid, extra_groups=[])
+        shutil.rmtree(root, ignore_errors=True)
+        removed.append(root)
+    return removed
+
+
 # ---------------------------------------------------------------------- module helpers
 def _service_account() -> _Account:
     """``postgres`` if it exists, else the ``gisgrid`` system user (created on demand)."""
@@ -562,4 +587,5 @@ def _tail(text: str, lines: int = _LOG_TAIL_LINES) -> list[str]:
     return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
-__all__ = ["EmbeddedServer", "ServerStatus", "find_bindir", "check_postgis"]
+__all__ = ["EmbeddedServer", "ServerStatus", "check_postgis", "find_bindir",
+           "reap_orphan_clusters"]
