@@ -1,0 +1,59 @@
+"""Fixture factories for the coverage tests: hand-built layouts and Voronoi tessellations.
+
+Coordinates are metres in EPSG:4547 (CGCS2000 / 3-degree GK CM 114E, the Chibi zone), near
+x=500 000, y=3 300 000, so areas read directly in m2 and EPSG:4326 output stays in Hubei.
+"""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import shapely
+
+CRS = 4547
+X0, Y0 = 500_000.0, 3_300_000.0
+
+
+def box(x0, y0, x1, y1):
+    """A rectangle in fixture units (metres from the fixture origin)."""
+    return shapely.box(X0 + x0, Y0 + y0, X0 + x1, Y0 + y1)
+
+
+def poly(*coords):
+    """A polygon from (x, y) pairs in fixture units (ring closed automatically)."""
+    return shapely.Polygon([(X0 + x, Y0 + y) for x, y in coords])
+
+
+def grid_frame(geoms, codes, parent_codes=None, level=4, crs=CRS) -> gpd.GeoDataFrame:
+    """A grid frame following the contract (code, name, level, kind, parent_code, geom)."""
+    n = len(codes)
+    parent_codes = list(parent_codes) if parent_codes is not None else ["P"] * n
+    frame = gpd.GeoDataFrame(
+        {"code": list(codes), "name": [f"网格{c}" for c in codes], "level": [level] * n,
+         "kind": ["base" if level == 4 else "village"] * n, "parent_code": parent_codes},
+        geometry=gpd.GeoSeries(list(geoms), crs=crs), crs=crs)
+    return frame.rename_geometry("geom")
+
+
+def parent_frame(geoms, codes=("P",), level=3, crs=CRS) -> gpd.GeoDataFrame:
+    """A parent-level frame (parent codes None)."""
+    return grid_frame(geoms, codes, [None] * len(codes), level=level, crs=crs)
+
+
+def voronoi_cells(n: int, seed: int, size: float = 2000.0) -> np.ndarray:
+    """``n`` Voronoi cells tiling the square [0, size]^2 (fixture units), valid coverage."""
+    rng = np.random.default_rng(seed)
+    extent = box(0, 0, size, size)
+    pts = shapely.multipoints(rng.uniform(0, size, (n, 2)) + (X0, Y0))
+    cells = shapely.get_parts(shapely.voronoi_polygons(pts, extend_to=extent))
+    cells = shapely.intersection(cells, extent)
+    order = np.argsort(shapely.get_x(shapely.centroid(cells)) * 7 + shapely.get_y(shapely.centroid(cells)))
+    return cells[order]
+
+
+def voronoi_frame(n: int, seed: int, size: float = 2000.0, parent_code: str = "P"):
+    """(children, parent): a tessellation of ``n`` cells and its square parent."""
+    cells = voronoi_cells(n, seed, size)
+    codes = [f"G{i:04d}" for i in range(len(cells))]
+    return (grid_frame(cells, codes, [parent_code] * len(cells)),
+            parent_frame([box(0, 0, size, size)], [parent_code]))
