@@ -84,6 +84,28 @@ CATEGORIES: dict[str, HazardCategory] = {c.key: c for c in _ALL}
 """Every category by key, in checklist order."""
 
 
+ITEM_CATEGORIES: dict[str, str] = {
+    "C01": "fireworks", "C02": "methanol_fuel", "C03": "structure_damage", "C04": "road_facility",
+    "C05": "fire_passage", "C06": "elevator", "C07": "farm_machinery", "C08": "power_line",
+    "C09": "billboard_curtain_wall", "C10": "rental_housing_fire", "C11": "safety_exit",
+    "C12": "packaged_shop", "C13": "public_facility",
+    "V01": "illegal_mining", "V02": "fireworks", "V03": "fireworks", "V04": "illegal_taxi",
+    "V05": "farm_vehicle_passengers", "V06": "road_facility", "V07": "farm_machinery",
+    "V08": "power_line", "V09": "school_shuttle", "V10": "self_built_house",
+}
+"""Category of each item of the plan's checklists (stable item codes of
+``gisgrid/data/checklists.json``: C01-C13 community, V01-V10 village)."""
+
+
+def category_for_item(item_code: str) -> str:
+    """The category key of checklist item ``item_code`` (``other`` for an item added later).
+
+    >>> category_for_item("V08")
+    'power_line'
+    """
+    return ITEM_CATEGORIES.get(item_code, "other")
+
+
 def get_category(key: str) -> HazardCategory:
     """Return the category ``key`` or raise :class:`InputError` listing the allowed keys.
 
