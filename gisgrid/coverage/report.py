@@ -20,6 +20,8 @@ import geopandas as gpd
 import pyproj
 import shapely
 
+from gisgrid.i18n import DEFAULT_LANG, label
+
 FINDING_KINDS = (
     "invalid_geometry", "overlap", "gap", "outside_parent", "edge_mismatch", "orphan",
     "childless_parent", "duplicate_code", "straddles_parents", "sliver",
@@ -32,22 +34,6 @@ _COUNT_KINDS = {
     "invalid_geometry": "invalid_geometries", "edge_mismatch": "edge_mismatches",
     "orphan": "orphans", "duplicate_code": "duplicate_codes", "sliver": "slivers",
     "childless_parent": "childless_parents", "straddles_parents": "straddles_parents",
-}
-
-KIND_LABELS = {
-    "zh": {
-        "invalid_geometry": "无效几何", "overlap": "重叠", "gap": "空隙（盲区）",
-        "outside_parent": "超出上级网格", "edge_mismatch": "边界不吻合", "orphan": "上级编码不存在",
-        "childless_parent": "无下级网格", "duplicate_code": "编码重复",
-        "straddles_parents": "跨上级网格", "sliver": "狭长碎片",
-    },
-    "en": {
-        "invalid_geometry": "invalid geometry", "overlap": "overlap", "gap": "gap",
-        "outside_parent": "outside parent", "edge_mismatch": "edge mismatch",
-        "orphan": "orphan (unknown parent code)", "childless_parent": "parent without children",
-        "duplicate_code": "duplicate code", "straddles_parents": "straddles parents",
-        "sliver": "sliver",
-    },
 }
 
 FINGERPRINT_GRID_M = 1.0  # geometry rounded to 1 m before hashing
@@ -266,22 +252,24 @@ class CoverageReport:
             })
         return {"type": "FeatureCollection", "features": features}
 
-    def to_text(self, lang: str = "en") -> str:
+    def to_text(self, lang: str = DEFAULT_LANG) -> str:
         """A short human-readable summary followed by one line per finding."""
-        labels = KIND_LABELS.get(lang, KIND_LABELS["en"])
         summary = self.summary()
-        verdict = ("clean" if lang != "zh" else "无问题") if summary["valid"] else (
-            "findings" if lang != "zh" else "发现问题")
-        lines = [f"{summary['features']} features: {verdict}"]
+        if lang == "zh":
+            verdict = "无问题" if summary["valid"] else "发现问题"
+            lines = [f"共 {summary['features']} 个网格：{verdict}"]
+        else:
+            verdict = "clean" if summary["valid"] else "findings"
+            lines = [f"{summary['features']} features: {verdict}"]
         counts: dict[str, int] = {}
         for f in self.findings:
             if not f.accepted:
                 counts[f.kind] = counts.get(f.kind, 0) + 1
         for kind in FINDING_KINDS:
             if kind in counts:
-                lines.append(f"  {labels[kind]}: {counts[kind]}")
+                lines.append(f"  {label('finding.' + kind, lang)}: {counts[kind]}")
         if summary["accepted"]:
-            lines.append(f"  accepted: {summary['accepted']}")
+            lines.append(f"  {'已接受的例外' if lang == 'zh' else 'accepted'}: {summary['accepted']}")
         for f in self.findings:
             measure = []
             if f.area_m2 is not None:

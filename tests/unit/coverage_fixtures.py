@@ -57,3 +57,10 @@ def voronoi_frame(n: int, seed: int, size: float = 2000.0, parent_code: str = "P
     codes = [f"G{i:04d}" for i in range(len(cells))]
     return (grid_frame(cells, codes, [parent_code] * len(cells)),
             parent_frame([box(0, 0, size, size)], [parent_code]))
+
+
+def with_geoms(frame: gpd.GeoDataFrame, geoms) -> gpd.GeoDataFrame:
+    """A copy of ``frame`` with its geometries replaced by ``geoms`` (same CRS)."""
+    out = frame.copy()
+    out[out.geometry.name] = gpd.GeoSeries(list(geoms), index=out.index, crs=frame.crs)
+    return out
