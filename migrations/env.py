@@ -12,28 +12,14 @@ import sqlalchemy as sa
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
+from gisgrid.db.migrate import include_object
 from gisgrid.db.models import Base
 
 config = context.config
 target_metadata = Base.metadata
 
-# Tables owned by PostGIS and its companion extensions (topology, tiger geocoder).
-POSTGIS_TABLES = {"spatial_ref_sys", "topology", "layer", "geocode_settings",
-                  "geocode_settings_default", "direction_lookup", "secondary_unit_lookup",
-                  "state_lookup", "street_type_lookup", "place_lookup", "county_lookup",
-                  "countysub_lookup", "zip_lookup_all", "zip_lookup_base", "zip_lookup",
-                  "zip_state", "zip_state_loc", "loader_platform", "loader_variables",
-                  "loader_lookuptables", "pagc_gaz", "pagc_lex", "pagc_rules"}
-POSTGIS_SCHEMAS = {"topology", "tiger", "tiger_data"}
 # An advisory lock key so that concurrent processes never migrate the same database at once.
 MIGRATION_LOCK = 4490_2024
-
-
-def include_object(obj, name, obj_type, reflected, compare_to):
-    """Skip PostGIS's tables (and anything outside the default schema) in autogenerate."""
-    if obj_type == "table" and (name in POSTGIS_TABLES or obj.schema in POSTGIS_SCHEMAS):
-        return False
-    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
 
 
 def _url() -> str:

@@ -15,8 +15,26 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from geoalchemy2 import alembic_helpers
 
 from gisgrid.errors import DatabaseUnavailable
+
+
+# Tables owned by PostGIS and its companion extensions (topology, tiger geocoder).
+POSTGIS_TABLES = frozenset({
+    "spatial_ref_sys", "topology", "layer", "geocode_settings", "geocode_settings_default",
+    "direction_lookup", "secondary_unit_lookup", "state_lookup", "street_type_lookup",
+    "place_lookup", "county_lookup", "countysub_lookup", "zip_lookup_all", "zip_lookup_base",
+    "zip_lookup", "zip_state", "zip_state_loc", "loader_platform", "loader_variables",
+    "loader_lookuptables", "pagc_gaz", "pagc_lex", "pagc_rules"})
+POSTGIS_SCHEMAS = frozenset({"topology", "tiger", "tiger_data"})
+
+
+def include_object(obj, name, obj_type, reflected, compare_to) -> bool:
+    """Autogenerate filter: leave PostGIS's own tables and schemas alone."""
+    if obj_type == "table" and (name in POSTGIS_TABLES or obj.schema in POSTGIS_SCHEMAS):
+        return False
+    return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
 
 
 def migrations_dir() -> Path:
