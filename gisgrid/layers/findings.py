@@ -1,0 +1,148 @@
+"""The coverage-gap layer: validation findings coloured by kind.
+
+Input is a frame of findings, one row per finding, in any CRS: ``kind`` (``gap``,
+``overlap``, ``outside_parent``, ``edge_mismatch``, ``sliver``, ``invalid_geometry``,
+``orphan``, ``childless_parent``, ``duplicate_code``, ``straddles_parents``) and optionally
+``id``, ``level``, ``codes`` (a list of grid codes, or one string), ``parent_code``,
+``area_m2`` and ``width_m``; the geometry may be polygons (gaps, overlaps), lines (mismatched
+edges) or points (where a geometry is invalid). A kind not listed here is drawn in grey under
+its own name. The legend lists the kinds present with their counts.
+
+>>> from shapely.geometry import box
+>>> import geopandas as gpd
+>>> from gisgrid.maps import build_map, render_html
+>>> frame = gpd.GeoDataFrame({"kind": ["gap"], "codes": [["421281001"]], "area_m2": [250.0]},
+...                          geometry=[box(113.90, 29.70, 113.91, 29.71)], crs=4490)
+>>> fmap = build_map((113.9, 29.7, 113.91, 29.71), lang="en")
+>>> _ = render(frame, fmap)
+>>> "Gap (1)" in render_html(fmap)
+True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import folium
+import geopandas as gpd
+
+from gisgrid.i18n import label
+from gisgrid.layers import (LayerSpec, PopupField, add_features, check_columns, format_level,
+                            layer_lang)
+from gisgrid.maps import Legend
+
+OTHER = "other"
+"""Style key of a finding kind this layer does not know."""
+
+# Drawing order, bottom to top: large areas first, thin lines and points last.
+KINDS = ("invalid_geometry", "outside_parent", "gap", "overlap", "sliver", "straddles_parents",
+         "childless_parent", "orphan", "duplicate_code", "edge_mismatch")
+
+
+def _format_kind(value, lang: str) -> str:
+    return label(f"finding.{value}", lang, default=str(value))
+
+
+def _format_codes(value, lang: str) -> str:
+    codes = [value] if isinstance(value, str) else [str(c) for c in value]
+    return ("、" if lang == "zh" else ", ").join(codes)
+
+
+def _format_area(value, lang: str) -> str:
+    return f"{float(value):,.1f}"
+
+
+def _format_width(value, lang: str) -> str:
+    return f"{float(value):,.2f}"
+
+
+def _area(color: str, *, opacity: float = 0.5, dash: str | None = None) -> dict:
+    style = {"color": color, "weight": 2, "fillColor": color, "fillOpacity": opacity,
+             "opacity": 0.9}
+    if dash:
+        style["dashArray"] = dash
+    return style
+
+
+SPEC = LayerSpec(
+    name="findings",
+    title_zh="网格覆盖问题",
+    title_en="Coverage findings",
+    geometry_type="Geometry",
+    styles={
+        "gap": _area("#e31a1c", opacity=0.55),
+        "overlap": _area("#6a3d9a", opacity=0.55),
+        "outside_parent": _area("#ff7f00", opacity=0.45),
+        "sliver": _area("#b15928", opacity=0.6),
+        "invalid_geometry": _area("#000000", opacity=0.3, dash="4 3"),
+        "straddles_parents": _area("#33a02c", opacity=0.3),
+        "childless_parent": _area("#a6cee3", opacity=0.3),
+        "orphan": _area("#1f78b4", opacity=0.4),
+        "duplicate_code": _area("#fb9a99", opacity=0.5),
+        "edge_mismatch": {"color": "#d01c8b", "weight": 4, "fill": False, "opacity": 1.0},
+        OTHER: _area("#808080", opacity=0.4),
+    },
+    popup_fields=(
+        PopupField("kind", "finding_kind", _format_kind),
+        PopupField("id", "finding_id"),
+        PopupField("level", "level", format_level),
+        PopupField("codes", "codes", _format_codes),
+        PopupField("parent_code", "parent_code"),
+        PopupField("area_m2", "area_m2", _format_area),
+        PopupField("width_m", "width_m", _format_width),
+    ),
+    tooltip_field=None,
+    required_columns=("kind",),
+)
+
+
+def render(frame: gpd.GeoDataFrame, fmap: folium.Map, *, lang: str | None = None,
+           show: bool = True) -> folium.FeatureGroup:
+    """Draw the findings of ``frame`` on ``fmap``, coloured by kind, with a legend.
+
+    Parameters
+    ----------
+    frame : GeoDataFrame
+        Findings (see the module docstring), any CRS; may be empty (the legend then says so).
+    fmap : folium.Map
+        Usually from :func:`gisgrid.maps.build_map` (``inline=True`` for a report file).
+    lang : {"zh", "en"}, optional
+        Defaults to the map's language.
+    show : bool
+        Whether the layer is shown when the page opens.
+
+    Returns
+    -------
+    folium.FeatureGroup
+        The layer (already added to ``fmap``).
+    """
+    lang = layer_lang(fmap, lang)
+    check_columns(SPEC, frame)
+    kinds = frame["kind"].astype(str)
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    ranked = sorted(range(len(frame)), key=lambda i: order.get(kinds.iloc[i], len(KINDS)))
+    ordered = frame.iloc[ranked]
+    keys = [k if k in SPEC.styles else OTHER for k in kinds.iloc[ranked]]
+    group = folium.FeatureGroup(name=SPEC.title(lang), show=show)
+    add_features(SPEC, ordered, keys, group, lang=lang)
+    group.add_to(fmap)
+    Legend(SPEC.title(lang), legend_entries(kinds, lang)).add_to(fmap)
+    return group
+
+
+def legend_entries(kinds: Iterable[str], lang: str) -> list[tuple[str, dict]]:
+    """One legend entry per kind present, ``"label (count)"``, in drawing order.
+
+    >>> legend_entries(["gap", "gap", "overlap"], "zh")[0][0]
+    '空隙（盲区） (2)'
+    >>> legend_entries([], "en")[0][0]
+    'No findings'
+    """
+    counts: dict[str, int] = {}
+    for kind in kinds:
+        counts[kind] = counts.get(kind, 0) + 1
+    if not counts:
+        return [("无问题" if lang == "zh" else "No findings", {"color": "#1a9641", "fill": False})]
+    order = {kind: i for i, kind in enumerate(KINDS)}
+    return [(f"{_format_kind(kind, lang)} ({count})", SPEC.styles.get(kind, SPEC.styles[OTHER]))
+            for kind, count in sorted(counts.items(), key=lambda kv: order.get(kv[0], len(KINDS)))]
