@@ -64,3 +64,74 @@ def with_geoms(frame: gpd.GeoDataFrame, geoms) -> gpd.GeoDataFrame:
     out = frame.copy()
     out[out.geometry.name] = gpd.GeoSeries(list(geoms), index=out.index, crs=frame.crs)
     return out
+
+
+def two_squares(right_x0: float = 100.0, left_x1: float = 100.0, *, extra=(), codes=("A", "B")):
+    """Two children side by side inside parent P = [0, 200] x [0, 100]::
+
+        +---------P---------+
+        |    A    |    B    |      A = [0, left_x1], B = [right_x0, 200]
+        +---------+---------+
+
+    ``left_x1 > right_x0`` makes an overlap, ``left_x1 < right_x0`` a gap.
+    """
+    children = grid_frame([box(0, 0, left_x1, 100), box(right_x0, 0, 200, 100), *extra],
+                          list(codes) + [f"E{i}" for i in range(len(extra))])
+    return children, parent_frame([box(0, 0, 200, 100)])
+
+
+def t_junction():
+    """A has edge x=100 as one segment; B has an extra vertex at (100, 50)::
+
+        +----+----+
+        | A  |    |
+        |    *  B |    * = vertex only in B: edges do not match, no overlap, no gap
+        |    |    |
+        +----+----+
+    """
+    a = box(0, 0, 100, 100)
+    b = poly((100, 0), (200, 0), (200, 100), (100, 100), (100, 50))
+    return grid_frame([a, b], ["A", "B"]), parent_frame([box(0, 0, 200, 100)])
+
+
+def bow_tie():
+    """A is a self-intersecting bow-tie (crossing at (50, 50)), B a square to its right::
+
+        +   +--+
+        |\\ /|  |
+        | X |B |
+        |/ \\|  |
+        +   +--+
+    """
+    a = poly((0, 0), (100, 100), (100, 0), (0, 100))
+    return grid_frame([a, box(100, 0, 200, 100)], ["A", "B"]), parent_frame([box(0, 0, 200, 100)])
+
+
+def two_parents():
+    """Parents P = [0, 200] x [0, 100] and Q = [200, 400] x [0, 100]::
+
+        +----P----+----Q----+
+        | A  | C==|==   | D |     C = [100, 300] declared in P straddles P and Q
+        +----+----+-----+---+
+
+    A = [0, 100] (P), C = [100, 300] (P), D = [300, 400] (Q).
+    """
+    children = grid_frame([box(0, 0, 100, 100), box(100, 0, 300, 100), box(300, 0, 400, 100)],
+                          ["A", "C", "D"], ["P", "P", "Q"])
+    parents = parent_frame([box(0, 0, 200, 100), box(200, 0, 400, 100)], ["P", "Q"])
+    return children, parents
+
+
+def ring_with_hole():
+    """Four children around an uncovered 20 x 20 hole, no parent layer::
+
+        +-----------+
+        |     N     |
+        +--+-----+--+
+        |W | hole| E|
+        +--+-----+--+
+        |     S     |
+        +-----------+
+    """
+    geoms = [box(0, 0, 60, 20), box(0, 40, 60, 60), box(0, 20, 20, 40), box(40, 20, 60, 40)]
+    return grid_frame(geoms, ["S", "N", "W", "E"])
