@@ -1,33 +1,21 @@
 """A self-contained HTML coverage report: summary tables and an offline map of the findings.
 
-The page needs no network: Leaflet's JS and CSS are inlined from the vendored copy in
-``gisgrid/web/static/vendor/leaflet`` and the map has no tile layer. All user text (codes,
-names, reasons) is escaped. Chinese by default, English with ``lang="en"``.
-
-The map is built by one function, :func:`build_findings_map`; it is the seam to switch to
-``gisgrid.maps`` once that module offers an offline map.
+The page needs no network: the map comes from :func:`gisgrid.maps.build_map` with its
+vendored assets inlined, drawn by the coverage-gap layer :mod:`gisgrid.layers.findings`.
+All user text (codes, names, reasons) is escaped. Chinese by default, English with
+``lang="en"``.
 """
 
 from __future__ import annotations
 
 import html
 import json
-from pathlib import Path
 
 import folium
+import geopandas as gpd
 
-from gisgrid.coverage.report import FINDING_KINDS, CoverageReport
-from gisgrid.errors import GisgridError
+from gisgrid.coverage.report import CoverageReport
 from gisgrid.i18n import DEFAULT_LANG, check_lang, label
-
-VENDOR = Path(__file__).resolve().parent.parent / "web" / "static" / "vendor" / "leaflet"
-
-KIND_COLOURS = {
-    "gap": "#d62728", "overlap": "#ff7f0e", "outside_parent": "#9467bd",
-    "edge_mismatch": "#e377c2", "invalid_geometry": "#8c564b", "sliver": "#bcbd22",
-    "orphan": "#7f7f7f", "childless_parent": "#17becf", "duplicate_code": "#1f77b4",
-    "straddles_parents": "#2ca02c",
-}
 
 _TEXT = {
     "title": ("网格覆盖检查报告", "Grid coverage report"),
@@ -52,79 +40,34 @@ def _t(key: str, lang: str) -> str:
     return zh if lang == "zh" else en
 
 
-def _read_asset(name: str) -> str:
-    path = VENDOR / name
-    if not path.exists():
-        raise GisgridError(f"the vendored Leaflet asset {str(path)!r} is missing: the offline "
-                           "HTML report cannot be built (install the web assets first)")
-    return path.read_text(encoding="utf-8")
-
-
-def _popup(props: dict, lang: str) -> str:
-    rows = []
-    for key in ("finding_id", "finding_kind", "codes", "parent_code", "area_m2", "width_m"):
-        value = props.get(key)
-        if value is None or value == "":
-            continue
-        if key == "finding_kind":
-            value = label(f"finding.{value}", lang)
-        rows.append(f"<tr><th>{html.escape(label(key, lang))}</th>"
-                    f"<td>{html.escape(str(value))}</td></tr>")
-    return "<table>" + "".join(rows) + "</table>"
+def findings_frame(report: CoverageReport) -> gpd.GeoDataFrame:
+    """The findings as a frame in EPSG:4326 (the input of ``gisgrid.layers.findings``)."""
+    rows = [{"id": f.id, "kind": f.kind, "level": f.level, "codes": list(f.codes),
+             "parent_code": f.parent_code, "area_m2": f.area_m2, "width_m": f.width_m}
+            for f in report.findings]
+    frame = gpd.GeoDataFrame(
+        rows, columns=["id", "kind", "level", "codes", "parent_code", "area_m2", "width_m"],
+        geometry=gpd.GeoSeries(report.geometries_4326(), crs=4326), crs=4326)
+    return frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
 
 
 def build_findings_map(report: CoverageReport, lang: str = DEFAULT_LANG) -> folium.Map:
-    """A folium map of the findings (one layer per kind), with no external assets or tiles."""
-    fmap = folium.Map(tiles=None, control_scale=True, prefer_canvas=True)
-    fmap.default_js = []
-    fmap.default_css = []
-    collection = report.to_geojson()
-    bounds = None
-    for kind in FINDING_KINDS:
-        features = []
-        for feature in collection["features"]:
-            props = feature["properties"]
-            if props["kind"] != kind or feature["geometry"] is None:
-                continue
-            popup = _popup({"finding_id": props["id"], "finding_kind": kind,
-                            "codes": props["codes"], "parent_code": props["parent_code"],
-                            "area_m2": None if props["area_m2"] is None else round(props["area_m2"], 1),
-                            "width_m": None if props["width_m"] is None else round(props["width_m"], 1)},
-                           lang)
-            features.append({"type": "Feature", "geometry": feature["geometry"],
-                             "properties": {"popup": popup}})
-        if not features:
-            continue
-        colour = KIND_COLOURS[kind]
-        layer = folium.GeoJson(
-            {"type": "FeatureCollection", "features": features},
-            name=html.escape(label(f"finding.{kind}", lang)),
-            style_function=lambda _f, c=colour: {"color": c, "fillColor": c, "weight": 2,
-                                                 "fillOpacity": 0.4},
-            marker=folium.CircleMarker(radius=5, color=colour, fill=True),
-            popup=folium.GeoJsonPopup(fields=["popup"], labels=False),
-        )
-        layer.add_to(fmap)
-        b = layer.get_bounds()
-        if b and b[0][0] is not None:
-            bounds = b if bounds is None else [
-                [min(bounds[0][0], b[0][0]), min(bounds[0][1], b[0][1])],
-                [max(bounds[1][0], b[1][0]), max(bounds[1][1], b[1][1])]]
-    if bounds is not None:
-        fmap.fit_bounds(bounds)
-    folium.LayerControl(collapsed=False).add_to(fmap)
+    """An offline map of the findings (assets inlined, no tiles), via :mod:`gisgrid.maps`."""
+    from gisgrid.layers import findings as findings_layer
+    from gisgrid.maps import bounds_of, build_map
+
+    frame = findings_frame(report)
+    fmap = build_map(bounds_of(frame) if len(frame) else None, lang=lang, inline=True)
+    findings_layer.render(frame, fmap, lang=lang)
     return fmap
 
 
-def _map_html(report: CoverageReport, lang: str) -> str:
-    """The map as an iframe-free HTML fragment plus its inline Leaflet assets."""
+def _map_html(report: CoverageReport, lang: str) -> tuple[str, str, str]:
+    """The map's header (inlined Leaflet), body and script, to embed in the report page."""
     fmap = build_findings_map(report, lang)
     root = fmap.get_root()
     root.render()
-    header = root.header.render()
-    body = root.html.render()
-    script = root.script.render()
-    return header, body, script
+    return root.header.render(), root.html.render(), root.script.render()
 
 
 def render_html(report: CoverageReport, lang: str = DEFAULT_LANG) -> str:
@@ -136,8 +79,6 @@ def render_html(report: CoverageReport, lang: str = DEFAULT_LANG) -> str:
     parts = [
         "<!DOCTYPE html>", f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head>',
         '<meta charset="utf-8">', f"<title>{esc(_t('title', lang))}</title>",
-        f"<style>{_read_asset('leaflet.css')}</style>",
-        f"<script>{_read_asset('leaflet.js')}</script>",
         "<style>body{font-family:sans-serif;margin:1em}table{border-collapse:collapse}"
         "td,th{border:1px solid #ccc;padding:2px 6px;text-align:left}"
         ".folium-map{height:480px;width:100%}</style>",

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from gisgrid.cli import main
 from gisgrid.cli.validate import validate
 from gisgrid.io import write_layer
+from gisgrid.maps import find_remote_assets
 from tests.unit.coverage_fixtures import two_squares
 
 
@@ -96,9 +97,10 @@ def test_html_is_self_contained_and_escapes_user_text(files, tmp_path):
     page = out.read_text(encoding="utf-8")
     assert "网格覆盖检查报告" in page and "空隙（盲区）" in page
     assert "<b>A</b>" not in page and "&lt;b&gt;A&lt;/b&gt;" in page
-    assert "<script src=" not in page and "<link" not in page   # nothing loaded from a CDN
-    assert "L.map(" in page or "L.map (" in page                # the Leaflet map is there
-    assert "leafletjs.com" in page                              # Leaflet itself is inlined
+    assert find_remote_assets(page) == []          # nothing is loaded from a CDN
+    assert 'src="file:' not in page                # nor from beside the file
+    assert "L.map(" in page                        # the Leaflet map is there
+    assert "leafletjs.com" in page                 # Leaflet itself is inlined
 
 
 def test_unusable_input_exits_two_with_reason(files, tmp_path, capsys):
