@@ -167,6 +167,24 @@ del S, A
 
 _NEXT: dict[tuple[State, Action], State] = {(t.source, t.action): t.target for t in TRANSITIONS}
 
+_ACTION_BETWEEN: dict[tuple[State, State], Action] = {(t.source, t.target): t.action
+                                                      for t in TRANSITIONS}
+if len(_ACTION_BETWEEN) != len(TRANSITIONS):  # pragma: no cover - guards edits of the table
+    raise RuntimeError("two actions lead from the same state to the same state")
+
+
+def action_between(source: "State | None", target: State) -> str:
+    """The action that led from ``source`` to ``target`` (the event log stores only states).
+
+    ``report`` opens a history; an event that keeps the state (a duplicate link) is ``note``.
+    """
+    if source is None:
+        return "report"
+    if source is target:
+        return "note"
+    return _ACTION_BETWEEN[(source, target)].value
+
+
 EXTENDS_DUE_DATE = frozenset({Action.POSTPONE})
 """Actions after which the storage layer computes a new due date (延期 grants more time)."""
 
