@@ -17,6 +17,7 @@ from gisgrid.errors import GisgridError
 # name of the module under gisgrid.cli -> attribute holding its click command or group
 COMMANDS: dict[str, str] = {
     # "module": "attribute",  one line per command group, added by the module's author
+    "db": "db",
     "validate": "validate",
 }
 
