@@ -112,6 +112,22 @@ def _item_due_workdays(conn: sa.Connection, item_id: int | None) -> int | None:
     return value[0]
 
 
+def read_checklist_item_id(conn: sa.Connection, item_code: str) -> int:
+    """Id of checklist item ``item_code`` (e.g. ``C05``) in its newest checklist version.
+
+    A city's own version (``owner_grid_id`` set) wins over the plan's default of the same
+    checklist. :class:`InputError` when no stored checklist has the item.
+    """
+    item_id = conn.execute(sa.text("""
+        SELECT i.id FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
+        WHERE i.code = :code
+        ORDER BY (c.owner_grid_id IS NULL), c.version DESC, i.id DESC LIMIT 1
+    """), {"code": item_code}).scalar_one_or_none()
+    if item_id is None:
+        raise InputError(f"category: no stored checklist has item {item_code!r}")
+    return item_id
+
+
 def read_hazard(conn: sa.Connection, hazard_id: int, *, lock: bool = False) -> HazardRecord:
     """The hazard ``hazard_id`` (``lock``: ``SELECT ... FOR UPDATE``), or :class:`NotFound`."""
     row = conn.execute(
