@@ -23,7 +23,9 @@ Layers are drawn by the modules of :mod:`gisgrid.layers`, each with a
     findings.render(findings_frame, fmap)          # legend and popups in Chinese
     html = maps.render_html(fmap)                  # str; write it with gisgrid.io
 
-and a grid map for a web page: ``build_map(bounds, lang="en")`` then
+To embed the map in a larger page (a report with tables around it), take
+``head, body, script = maps.render_parts(fmap)`` instead: checked the same way.
+A grid map for a web page: ``build_map(bounds, lang="en")`` then
 ``gisgrid.layers.grids.render(grids_frame, fmap)``.
 
 Which folium assets are vendored, and which are dropped:
@@ -208,14 +210,20 @@ def render_html(fmap: folium.Map) -> str:
         a map not made by :func:`build_map`), or a vendored file that is missing.
     """
     page = fmap.get_root().render()
-    remote = find_remote_assets(page)
-    if remote:
-        raise GisgridError(
-            "the map would load assets from the internet; vendor them (package.json, "
-            "gisgrid.maps.ASSETS) or build the map with gisgrid.maps.build_map",
-            remote,
-        )
+    _refuse_remote_assets(page)
     return page
+
+
+def render_parts(fmap: folium.Map) -> tuple[str, str, str]:
+    """``(head, body, script)`` of ``fmap`` for embedding in a larger page, checked like
+    :func:`render_html`: put ``head`` in ``<head>``, ``body`` where the map goes, and
+    ``script`` in a ``<script>`` element after it.
+    """
+    root = fmap.get_root()
+    root.render()
+    parts = root.header.render(), root.html.render(), root.script.render()
+    _refuse_remote_assets("".join(parts))
+    return parts
 
 
 def find_remote_assets(page: str) -> list[str]:
@@ -381,6 +389,16 @@ def _swatch(style: dict) -> str:
                  f'opacity: {opacity:g};"></b>')
     return (f'<i class="gisgrid-legend-swatch" style="border: {weight}px {border} {color};">'
             f"{inner}</i>")
+
+
+def _refuse_remote_assets(page: str) -> None:
+    remote = find_remote_assets(page)
+    if remote:
+        raise GisgridError(
+            "the map would load assets from the internet; vendor them (package.json, "
+            "gisgrid.maps.ASSETS) or build the map with gisgrid.maps.build_map",
+            remote,
+        )
 
 
 def _walk(element: Element) -> Iterator[Element]:

@@ -106,6 +106,17 @@ def test_inline_map_needs_no_file_beside_it():
     assert "L.Icon.Default.mergeOptions" in page
 
 
+def test_render_parts_are_checked_and_complete():
+    fmap = maps.build_map(inline=True)
+    findings.render(make_findings(), fmap)
+
+    head, body, script = maps.render_parts(fmap)
+
+    assert "Leaflet 1.9" in head and 'class="folium-map"' in body and "L.map(" in script
+    with pytest.raises(GisgridError):
+        maps.render_parts(folium.Map(tiles=None))
+
+
 def test_asset_url_prefix_is_honoured():
     fmap = maps.build_map(asset_url="/app/assets/")
     page = maps.render_html(fmap)
