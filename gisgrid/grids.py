@@ -3,7 +3,8 @@
 :func:`prepare_grids` is pure (a GeoDataFrame in, :class:`PreparedGrids` out, no I/O). It checks
 every feature and collects every problem before refusing, so one run names all bad features:
 
-- missing code, duplicate code (within the layer, or already used at another level),
+- missing code, duplicate code (within the layer, or already used at another level), a code
+  that does not give a one-level tree path (see :func:`path_segment`),
 - missing or unknown parent code (levels 2-4: the parent must be a current grid one level up),
 - unknown kind for the level,
 - no geometry / empty geometry, not a polygon, coordinates out of range for the CRS,
@@ -37,6 +38,7 @@ from gisgrid.levels import DEFAULT_KIND, Level
 from gisgrid.precision import grid_size_for, snap
 
 GRID_COLUMNS = ["code", "name", "level", "kind", "parent_code", "org"]
+PATH_SEPARATOR = "."
 GEOMETRY_COLUMN = "geom"
 # Shapefile attribute names are cut to 10 characters (parent_code -> parent_cod).
 _SHAPEFILE_NAME_LENGTH = 10
@@ -156,6 +158,7 @@ def prepare_grids(
     problems.codes = codes
     _check_codes(codes, problems, codes_at_other_levels or {})
     parents = _read_parents(frame, level, parent_field, columns, problems, known_parent_codes)
+    _check_path_segments(codes, parents, problems)
     kinds = _read_kinds(frame, level, kind, kind_field, columns, problems)
     names = _read_text(frame, _field(frame, name_field or "name", columns, problems,
                                      required=name_field is not None))
@@ -177,6 +180,26 @@ def prepare_grids(
         geometry=GEOMETRY_COLUMN, index=positions, crs=storage_crs,
     )
     return PreparedGrids(frame=prepared, level=level, repairs=tuple(repairs))
+
+
+def path_segment(code: str, parent_code: str | None) -> str:
+    """The part of ``code`` that extends the parent's tree path (``path``) by one level.
+
+    A grid's path is its parent's path, a dot, and this segment; a city grid's path is its
+    segment. Codes written as dotted paths (``421281.01.001``) lose their parent's prefix, so
+    their path equals their code; any other code is its own segment.
+
+    >>> path_segment("421281.01.001", "421281.01")
+    '001'
+    >>> path_segment("B7", "421281.01")
+    'B7'
+    >>> path_segment("421281", None)
+    '421281'
+    """
+    prefix = f"{parent_code}{PATH_SEPARATOR}" if parent_code else None
+    if prefix and code.startswith(prefix) and len(code) > len(prefix):
+        return code[len(prefix):]
+    return code
 
 
 def snap_grid_geometries(geometries, crs) -> np.ndarray:
@@ -296,6 +319,26 @@ def _read_parents(frame, level: Level, parent_field, columns, problems: _Problem
             problems.add(position, f"unknown parent {parent!r}: no current level-"
                                    f"{int(level.parent)} grid has this code")
     return parents
+
+
+def _check_path_segments(codes, parents, problems: _Problems) -> None:
+    """Each code must give a one-level path segment, distinct among its siblings."""
+    rows_by_path: dict[tuple, list[int]] = defaultdict(list)
+    for position, (code, parent) in enumerate(zip(codes, parents)):
+        if code is None:
+            continue
+        segment = path_segment(code, parent)
+        if PATH_SEPARATOR in segment:
+            problems.add(position, f"code contains {PATH_SEPARATOR!r}, which separates the "
+                                   "levels of the grid tree: use a code without it, or the "
+                                   f"parent's code, {PATH_SEPARATOR!r} and a part without it")
+        else:
+            rows_by_path[(parent, segment)].append(position)
+    for positions in rows_by_path.values():
+        for position in positions:  # same code twice is reported as a duplicate code
+            others = ", ".join(str(p + 1) for p in positions if codes[p] != codes[position])
+            if others:
+                problems.add(position, f"same place in the grid tree as row {others}")
 
 
 def _read_kinds(frame, level: Level, kind, kind_field, columns, problems) -> list[str]:

@@ -282,3 +282,16 @@ def test_prepared_geometries_are_stable_and_close(cells):
     assert (shapely.hausdorff_distance(frame.geometry.values, geoms) <= 1e-7).all()
     again = prepare_grids(frame, 1).frame
     assert shapely.equals_exact(frame.geometry.values, again.geometry.values, tolerance=0).all()
+
+
+def test_dotted_codes_must_extend_the_parent_code():
+    layer = make_layer([("421281.01.001", "421281.01", square(0)),   # fine: path = code
+                        ("X.1", "421281.01", square(1)),             # dotted, not the parent's
+                        ("001", "421281.01", square(2))])            # same path as row 1
+
+    with pytest.raises(ImportRefused) as caught:
+        prepare_grids(layer, 3)
+
+    assert caught.value.details[0] == "row 1 (code 421281.01.001): same place in the grid tree as row 3"
+    assert caught.value.details[1].startswith("row 2 (code X.1): code contains '.'")
+    assert caught.value.details[2] == "row 3 (code 001): same place in the grid tree as row 1"
