@@ -105,7 +105,7 @@ def hazards() -> None:
 def report(lon, lat, category, description, major, client_uuid, photos, reporter_id, unit_id,
            reported_at, actor, fmt) -> None:
     """Report a hazard. A point outside every grid is stored and flagged, never refused."""
-    from gisgrid.db.hazards import read_checklist_item_id, record_hazard
+    from gisgrid.db.hazards import record_hazard
     from gisgrid.hazards.photos import default_photo_dir
     from gisgrid.hazards.reports import HazardReport
 
@@ -113,14 +113,13 @@ def report(lon, lat, category, description, major, client_uuid, photos, reporter
     settings, transaction = _connect()
     with transaction as conn, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CalendarFallbackWarning)
-        item_id = read_checklist_item_id(conn, item_code) if item_code else None
         hazard = record_hazard(
             conn,
             HazardReport(lon=lon, lat=lat,
                          category=category_for_item(item_code) if item_code else category,
                          description=description, client_uuid=client_uuid,
                          reported_at=_parse_time(reported_at, "at"), major=major,
-                         reporter_id=reporter_id, unit_id=unit_id, category_item_id=item_id,
+                         reporter_id=reporter_id, unit_id=unit_id, item_code=item_code,
                          photos=tuple(photos)),
             actor=actor or _default_actor(), photo_dir=default_photo_dir(settings.home))
     for warning in caught:

@@ -22,6 +22,7 @@ import geopandas as gpd
 import shapely
 import sqlalchemy as sa
 
+from gisgrid.checklists import read_builtin_checklists
 from gisgrid.db.engine import storage_srid
 from gisgrid.errors import Conflict, InputError, NotFound
 from gisgrid.hazards.calendar import due_at as compute_due_at
@@ -112,20 +113,36 @@ def _item_due_workdays(conn: sa.Connection, item_id: int | None) -> int | None:
     return value[0]
 
 
-def read_checklist_item_id(conn: sa.Connection, item_code: str) -> int:
-    """Id of checklist item ``item_code`` (e.g. ``C05``) in its newest checklist version.
+def read_checklist_item_id(conn: sa.Connection, item_code: str) -> int | None:
+    """Id of checklist item ``item_code`` (e.g. ``C05``) in its newest stored checklist version.
 
     A city's own version (``owner_grid_id`` set) wins over the plan's default of the same
-    checklist. :class:`InputError` when no stored checklist has the item.
+    checklist. ``None`` when no stored checklist has the item.
     """
-    item_id = conn.execute(sa.text("""
+    return conn.execute(sa.text("""
         SELECT i.id FROM checklist_item i JOIN checklist c ON c.id = i.checklist_id
         WHERE i.code = :code
         ORDER BY (c.owner_grid_id IS NULL), c.version DESC, i.id DESC LIMIT 1
     """), {"code": item_code}).scalar_one_or_none()
-    if item_id is None:
-        raise InputError(f"category: no stored checklist has item {item_code!r}")
-    return item_id
+
+
+def _resolve_item(conn: sa.Connection, report: HazardReport) -> tuple[int | None, int | None]:
+    """(checklist item id, its due workdays) for the report's item, by id or by code.
+
+    By code: the stored item when there is one, else the plan's built-in checklists (their
+    due workdays, no id); an unknown code leaves the category's own allowance.
+    """
+    if report.category_item_id is not None:
+        return report.category_item_id, _item_due_workdays(conn, report.category_item_id)
+    if report.item_code is None:
+        return None, None
+    item_id = read_checklist_item_id(conn, report.item_code)
+    if item_id is not None:
+        return item_id, _item_due_workdays(conn, item_id)
+    for checklist in read_builtin_checklists().values():
+        if report.item_code in checklist.item_codes:
+            return None, checklist.item(report.item_code).due_workdays
+    return None, None
 
 
 def read_hazard(conn: sa.Connection, hazard_id: int, *, lock: bool = False) -> HazardRecord:
@@ -193,6 +210,8 @@ def record_hazard(
     """
     report, contents = validate_report(report, now=now)
     first = first_event(actor=actor, at=report.reported_at)
+    item_id, item_due = _resolve_item(conn, report)
+    report = replace(report, category_item_id=item_id)
     if contents and photo_dir is None:
         raise InputError("photos: no photo directory configured to store them in")
     photos = list({p.sha256: p for p in (write_photo(c, photo_dir) for c in contents)}.values())
@@ -206,7 +225,7 @@ def record_hazard(
     nearest = read_nearest_township(conn, lon, lat) if chain.outside_grids else None
     routing = route_hazard(chain, major=report.major, nearest_township_id=nearest)
     due = compute_due_at(report.category, report.reported_at, major=report.major,
-                         item_due_workdays=_item_due_workdays(conn, report.category_item_id))
+                         item_due_workdays=item_due)
     params = {
         "client_uuid": report.client_uuid, "lon": lon, "lat": lat,
         "srid": storage_srid(conn), "category_item_id": report.category_item_id,
@@ -284,6 +303,7 @@ def advance_hazard(
         No actor, a naive time, or ``at`` before the hazard was reported.
     """
     at = at or _now()
+    action = Action.parse(action)
     hazard = read_hazard(conn, hazard_id, lock=True)
     event = apply_transition(hazard.state, action, actor=actor, at=at, note=note, role=role)
     if at < hazard.reported_at:

@@ -48,6 +48,8 @@ class HazardReport:
     unit_id: int | None = None
     category_item_id: int | None = None
     photos: tuple = ()
+    item_code: str | None = None
+    """Stable code of the checklist item (``C05``) when the id is not known to the client."""
 
 
 @dataclass(frozen=True)
@@ -199,6 +201,9 @@ def validate_report(
     _optional_id(report.reporter_id, "reporter_id", problems)
     _optional_id(report.unit_id, "unit_id", problems)
     _optional_id(report.category_item_id, "category_item_id", problems)
+    if report.item_code is not None and (not isinstance(report.item_code, str)
+                                         or not report.item_code.strip()):
+        problems.append(f"item_code: must be a checklist item code like C05, got {report.item_code!r}")
     photos = tuple(p for i, item in enumerate(report.photos)
                    if (p := _read_photo(item, f"photos[{i}]", problems)) is not None)
     if problems:

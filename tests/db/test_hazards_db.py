@@ -214,3 +214,22 @@ def test_duplicates_by_radius_and_by_unit_then_link(conn, grids, tmp_path):
         link_duplicate(conn, first.id, near.id, actor="x", at=NOW)   # would be a cycle
     assert find_duplicates(conn, read_hazard(conn, far.id)) == []
 
+
+
+def test_due_date_from_stored_checklist_item(conn, grids, tmp_path):
+    checklist_id = conn.execute(sa.text("""
+        INSERT INTO checklist (code, version, valid_from) VALUES ('community', 99, '2025-01-01')
+        RETURNING id""")).scalar_one()
+    item_id = conn.execute(sa.text("""
+        INSERT INTO checklist_item (checklist_id, position, item_kind, code, text_zh, text_en,
+                                    due_workdays)
+        VALUES (:c, 1, 'check', 'C06', '电梯', 'elevator', 2) RETURNING id"""),
+        {"c": checklist_id}).scalar_one()
+    by_code = record(conn, tmp_path, category="elevator", item_code="C06")
+    by_id = record(conn, tmp_path, category="elevator", category_item_id=item_id)
+    assert by_code.category_item_id == by_id.category_item_id == item_id
+    # 2 workdays after Fri 26 Sep: Sun 28 (make-up day), Mon 29
+    assert by_id.due_at.astimezone(CHINA_TZ).date().isoformat() == "2025-09-29"
+    assert by_code.due_at == by_id.due_at
+    with pytest.raises(InputError, match="category_item_id: no checklist item"):
+        record(conn, tmp_path, category="elevator", category_item_id=10**12)

@@ -1,0 +1,97 @@
+"""``gisgrid hazards`` end to end on the session's PostGIS: exit codes and output.
+
+These commands commit, so every hazard here lies outside every grid (no grid is written) and
+is found again by its own uuid or id.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+
+import pytest
+
+from gisgrid.cli import main
+from gisgrid.hazards.calendar import CHINA_TZ
+
+pytestmark = pytest.mark.db
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x02" * 24
+
+
+@pytest.fixture
+def gisgrid(settings, monkeypatch, capsys):
+    """Run ``gisgrid ARGS...``; return (exit code, stdout, stderr)."""
+    monkeypatch.setenv("GISGRID_DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("GISGRID_HOME", str(settings.home))
+    monkeypatch.setenv("GISGRID_ACTOR", "测试员")
+
+    def run(*args):
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
+
+
+def report_args(uid, *extra):
+    return ["hazards", "report", "--lon", "113.9", "--lat", "29.7", "--category", "C05",
+            "--description", "消防通道堵塞", "--uuid", uid, "--format", "json", *extra]
+
+
+def test_report_resubmit_advance_show_list(gisgrid, tmp_path, settings):
+    photo = tmp_path / "p.png"
+    photo.write_bytes(PNG)
+    uid = str(uuid.uuid4())
+    code, out, err = gisgrid(*report_args(uid, "--photo", photo, "--at", "2025-09-26T10:00"))
+    assert code == 0, err
+    hazard = json.loads(out)
+    assert hazard["category"] == "fire_passage"
+    assert hazard["outside_grids"] is True and hazard["state"] == "reported"
+    # item C05 allows 1 workday: Sat 27 Sep is off, Sun 28 Sep a make-up working day
+    due = datetime.fromisoformat(hazard["due_at"]).astimezone(CHINA_TZ)
+    assert due.date().isoformat() == "2025-09-28"
+    code, out, _ = gisgrid(*report_args(uid, "--photo", photo, "--at", "2025-09-26T10:00"))
+    assert code == 0 and json.loads(out)["id"] == hazard["id"] and not json.loads(out)["created"]
+    code, _, err = gisgrid(*report_args(uid, "--at", "2025-09-26T10:00"))
+    assert code == 2 and "photos: differs" in err
+
+    hid = hazard["id"]
+    assert gisgrid("hazards", "advance", hid, "受理", "--actor", "村专责")[0] == 0
+    code, _, err = gisgrid("hazards", "advance", hid, "close", "--actor", "x")
+    assert code == 2 and "受理 accepted" in err and "dispatch" in err
+    code, out, _ = gisgrid("hazards", "show", hid)
+    assert code == 0 and "上报 reported → 受理 accepted  accept  by 村专责" in out
+    assert "sha256" in out
+    code, out, _ = gisgrid("hazards", "list", "--state", "accepted", "--overdue", "--format", "json")
+    assert code == 0 and hid in [h["id"] for h in json.loads(out)]
+
+
+def test_bad_input_exits_2_naming_the_field(gisgrid):
+    code, _, err = gisgrid("hazards", "report", "--lon", "250", "--lat", "29.7", "--category",
+                           "ufo", "--description", "x", "--uuid", "nope")
+    assert code == 2
+    for field in ("lon:", "category:", "client_uuid:"):
+        assert field in err
+    code, _, err = gisgrid("hazards", "report", "--lon", "east", "--lat", "29.7",
+                           "--category", "other", "--description", "x")
+    assert code == 2 and "--lon" in err
+    assert gisgrid("hazards", "list", "--state", "lost")[0] == 2
+    code, _, err = gisgrid("hazards", "advance", "999999999", "accept", "--actor", "x")
+    assert code == 2 and "no such hazard" in err
+    code, _, err = gisgrid("hazards", "advance", "1", "fly", "--actor", "x")
+    assert code == 2 and "action: unknown action 'fly'" in err
+
+
+def test_link_duplicate(gisgrid):
+    ids = []
+    for _ in range(2):
+        code, out, err = gisgrid("hazards", "report", "--lon", "114.3", "--lat", "29.9",
+                                 "--category", "power_line", "--description", "电线被树枝压住",
+                                 "--format", "json")
+        assert code == 0, err
+        ids.append(json.loads(out)["id"])
+    assert ids[0] in [d["hazard_id"] for d in json.loads(out)["duplicates"]]
+    code, out, _ = gisgrid("hazards", "link", ids[1], "--duplicate-of", ids[0])
+    assert code == 0 and f"duplicate of #{ids[0]}" in out
+    assert gisgrid("hazards", "link", ids[0], "--duplicate-of", ids[1])[0] == 2
