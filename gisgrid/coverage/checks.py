@@ -1,8 +1,11 @@
-"""Pure coverage checks: arrays of geometries in a metric CRS in, findings out.
+"""Pure coverage checks: arrays of geometries in the input CRS in, candidate findings out.
 
-Every ``check_*`` function returns a list of :class:`~gisgrid.coverage.report.Finding` whose
-geometry is still in the metric CRS it was given (areas in m2, widths in m); the caller
-(:mod:`gisgrid.coverage.hierarchy`) reprojects them and sets their fingerprints.
+Topology is decided in the CRS the grids are stored in (a straight edge in lon/lat is not
+straight once projected, so overlaying projected copies would invent slivers along long
+edges). Every ``check_*`` function returns candidate
+:class:`~gisgrid.coverage.report.Finding` objects with geometry in the input CRS and no
+measure yet; :func:`gisgrid.coverage.hierarchy.measure_findings` projects only those to the
+metric CRS, measures areas (m2) and widths (m) and drops those at or below the thresholds.
 
 Overlay never runs on invalid input: :func:`polygonal_fix` repairs with
 ``make_valid(method="structure")`` while :func:`check_geometries` still reports the
@@ -23,7 +26,6 @@ from gisgrid.coverage.report import Finding
 DEFAULT_MIN_AREA = 1.0        # m2
 DEFAULT_SLIVER_WIDTH = 10.0   # m
 DEFAULT_STRADDLE_SHARE = 0.1  # a parent must hold > 10 % of a child for it to straddle
-_TOUCH_DISTANCE = 0.01        # m: grids this close to a gap are its neighbours
 
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
@@ -124,12 +126,14 @@ def check_duplicate_codes(codes: Sequence[str], level, parent_codes, geoms) -> l
 
 
 def check_slivers(fixed: np.ndarray, codes: Sequence[str], level, parent_codes,
-                  sliver_width: float) -> list[Finding]:
-    """``sliver`` findings: a grid, or one part of a multipolygon grid, narrower than ``sliver_width``.
+                  sliver_width: float, scale: float = 1.0) -> list[Finding]:
+    """Candidate ``sliver`` findings: grids, or parts of multipolygon grids, that may be narrower
+    than ``sliver_width`` (m); their width is measured and checked later.
 
-    Width is the diameter of the maximum inscribed circle. Parts with ``area / perimeter``
-    at least ``sliver_width`` are skipped without computing it (for a convex part the width is
-    at least twice that ratio, so this screen leaves a factor-2 margin).
+    Width is the diameter of the maximum inscribed circle. A part whose
+    ``area / perimeter`` (converted to metres with ``scale``, the smallest metres-per-unit
+    factor) is at least ``sliver_width`` is skipped: for a convex part the width is at least
+    twice that ratio, so the screen leaves a factor-2 margin.
     """
     if sliver_width <= 0 or len(fixed) == 0:
         return []
@@ -138,25 +142,16 @@ def check_slivers(fixed: np.ndarray, codes: Sequence[str], level, parent_codes,
         return []
     area = shapely.area(parts)
     perim = shapely.length(parts)
-    candidates = np.flatnonzero((perim > 0) & (area < sliver_width * perim))
-    if len(candidates) == 0:
-        return []
-    widths = widths_of(parts[candidates])
+    candidates = np.flatnonzero((perim > 0) & (area * scale < sliver_width * perim))
     n_parts = np.bincount(owner, minlength=len(fixed))
-    findings = []
-    for j, width in zip(candidates, widths):
-        if width >= sliver_width:
-            continue
-        i = owner[j]
-        findings.append(Finding(
-            kind="sliver", level=level, codes=(str(codes[i]),), parent_code=parent_codes[i],
-            area_m2=float(area[j]), width_m=float(width), geometry=parts[j],
-            detail={"parts": int(n_parts[i]), "sliver_width_m": float(sliver_width)}))
-    return findings
+    return [Finding(kind="sliver", level=level, codes=(str(codes[owner[j]]),),
+                    parent_code=parent_codes[owner[j]], geometry=parts[j],
+                    detail={"parts": int(n_parts[owner[j]]), "sliver_width_m": float(sliver_width)})
+            for j in candidates]
 
 
-def _area_parts(geom, min_area: float):
-    """Polygon parts of ``geom`` with area above ``min_area``."""
+def _area_parts(geom, min_area: float = 0.0):
+    """Polygon parts of ``geom`` with area above ``min_area`` (CRS units)."""
     if geom is None or shapely.is_empty(geom):
         return []
     parts = [p for p in shapely.get_parts(geom) if shapely.get_type_id(p) == shapely.GeometryType.POLYGON]
@@ -177,17 +172,16 @@ def union_of(fixed: np.ndarray, *, coverage_valid: bool):
 
 
 def check_partition(fixed: np.ndarray, codes: Sequence[str], level, parent_code,
-                    parent_geom=None, *, min_area: float = DEFAULT_MIN_AREA):
+                    parent_geom=None):
     """Check the children of one parent: edge mismatches, overlaps, gaps, parts outside the parent.
 
     Parameters
     ----------
-    fixed : array of valid polygonal geometries (metric CRS), the children of one parent
+    fixed : array of valid polygonal geometries, the children of one parent
     codes : their codes
     level : the children's level
     parent_code : the parent's code (None for a top level)
     parent_geom : the parent's valid polygonal geometry, or None to skip gaps and outside parts
-    min_area : overlaps, gaps and outside parts at or below this area (m2) are ignored
 
     Returns
     -------
@@ -202,42 +196,38 @@ def check_partition(fixed: np.ndarray, codes: Sequence[str], level, parent_code,
     for i in bad:
         findings.append(Finding(
             kind="edge_mismatch", level=level, codes=(str(codes[i]),), parent_code=parent_code,
-            geometry=edges[i], detail={"length_m": float(shapely.length(edges[i]))}))
+            geometry=edges[i]))
     if len(bad):
-        findings.extend(_overlaps(fixed, codes, bad, level, parent_code, min_area))
+        findings.extend(_overlaps(fixed, codes, bad, level, parent_code))
     union = union_of(fixed, coverage_valid=len(bad) == 0)
     if parent_geom is not None and not shapely.is_empty(parent_geom):
         tree = shapely.STRtree(fixed)
-        gaps = _area_parts(shapely.difference(parent_geom, union), min_area)
+        gaps = _area_parts(shapely.difference(parent_geom, union))
         findings.extend(gap_findings(gaps, tree, codes, level, parent_code))
-        outside = _area_parts(shapely.difference(union, parent_geom), min_area)
+        outside = _area_parts(shapely.difference(union, parent_geom))
         for part in outside:
             hits = tree.query(part, predicate="intersects")
             hits = [h for h in hits if shapely.area(shapely.intersection(fixed[h], part)) > 0]
             findings.append(Finding(
                 kind="outside_parent", level=level, codes=tuple(sorted(str(codes[h]) for h in hits)),
-                parent_code=parent_code, area_m2=float(part.area), width_m=float(widths_of([part])[0]),
-                geometry=part))
+                parent_code=parent_code, geometry=part))
     return findings, union
 
 
 def gap_findings(gaps: Sequence, tree: shapely.STRtree, codes: Sequence[str], level,
-                 parent_code) -> list[Finding]:
+                 parent_code, touch_distance: float = 0.0) -> list[Finding]:
     """One ``gap`` finding per gap polygon, naming the grids that border it."""
-    if not gaps:
-        return []
-    widths = widths_of(np.asarray(gaps, dtype=object))
     findings = []
-    for gap, width in zip(gaps, widths):
-        hits = tree.query(gap, predicate="dwithin", distance=_TOUCH_DISTANCE)
+    for gap in gaps:
+        hits = tree.query(gap, predicate="dwithin", distance=touch_distance)
         findings.append(Finding(
             kind="gap", level=level, codes=tuple(sorted({str(codes[h]) for h in hits})),
-            parent_code=parent_code, area_m2=float(gap.area), width_m=float(width), geometry=gap))
+            parent_code=parent_code, geometry=gap))
     return findings
 
 
-def _overlaps(fixed, codes, bad, level, parent_code, min_area) -> list[Finding]:
-    """One ``overlap`` finding per unordered pair whose intersection area exceeds ``min_area``.
+def _overlaps(fixed, codes, bad, level, parent_code) -> list[Finding]:
+    """One candidate ``overlap`` finding per unordered pair whose intersection has an area.
 
     Only features with an invalid edge can take part in an overlap (in a pair where one
     contains the other, the contained one has invalid edges), so only they are queried.
@@ -258,38 +248,35 @@ def _overlaps(fixed, codes, bad, level, parent_code, min_area) -> list[Finding]:
         if not parts:
             continue
         poly = shapely.union_all(parts) if len(parts) > 1 else parts[0]
-        if poly.area <= min_area:
-            continue
         findings.append(Finding(
             kind="overlap", level=level, codes=tuple(sorted((str(codes[a]), str(codes[b])))),
-            parent_code=parent_code, area_m2=float(poly.area),
-            width_m=float(widths_of([poly])[0]), geometry=poly,
-            detail={"parts": len(parts)}))
+            parent_code=parent_code, geometry=poly, detail={"parts": len(parts)}))
     return findings
 
 
-def check_holes(union, level, tree: shapely.STRtree, codes, *, min_area: float = DEFAULT_MIN_AREA
-                ) -> list[Finding]:
-    """``gap`` findings for a layer with no parent: holes enclosed by the union of the layer."""
+def check_holes(union, level, tree: shapely.STRtree, codes) -> list[Finding]:
+    """Candidate ``gap`` findings for a layer with no parent: holes enclosed by its union."""
     holes = []
     for part in shapely.get_parts(union):
         if shapely.get_type_id(part) != shapely.GeometryType.POLYGON:
             continue
         for ring in part.interiors:
             hole = shapely.Polygon(ring)
-            if hole.area > min_area:
+            if hole.area > 0:
                 holes.append(hole)
     return gap_findings(holes, tree, codes, level, None)
 
 
 def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_codes, parent_fixed,
                        level, *, min_area: float = DEFAULT_MIN_AREA,
-                       straddle_share: float = DEFAULT_STRADDLE_SHARE) -> list[Finding]:
+                       straddle_share: float = DEFAULT_STRADDLE_SHARE,
+                       m2_per_unit2: float = 1.0) -> list[Finding]:
     """``orphan``, ``childless_parent`` and ``straddles_parents`` findings.
 
     A child is an orphan when its parent code is missing or names no parent. A parent with no
     child is childless. A child straddles parents when at least two parents each hold more than
-    ``min_area`` and more than ``straddle_share`` of its area.
+    ``min_area`` (m2; areas converted with ``m2_per_unit2``) and more than ``straddle_share``
+    of its area.
     """
     findings = []
     known = set(parent_codes)
@@ -313,7 +300,7 @@ def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_code
         if len(p_idx):
             shares = shapely.area(shapely.intersection(parent_fixed[p_idx], child_fixed[c_idx]))
             child_area = shapely.area(child_fixed[c_idx])
-            big = (shares > min_area) & (shares > straddle_share * child_area)
+            big = (shares * m2_per_unit2 > min_area) & (shares > straddle_share * child_area)
             held: dict[int, list[tuple[str, float]]] = {}
             for p, c, s in zip(p_idx[big], c_idx[big], shares[big]):
                 held.setdefault(int(c), []).append((str(parent_codes[p]), float(s)))
@@ -323,7 +310,7 @@ def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_code
                 holders.sort()
                 findings.append(Finding(
                     kind="straddles_parents", level=level, codes=(str(child_codes[c]),),
-                    parent_code=child_parent_codes[c], area_m2=float(shapely.area(child_fixed[c])),
-                    geometry=child_fixed[c],
-                    detail={"parents": {code: round(s, 3) for code, s in holders}}))
+                    parent_code=child_parent_codes[c], geometry=child_fixed[c],
+                    detail={"parent_shares": {code: round(s / float(shapely.area(child_fixed[c])), 4)
+                                              for code, s in holders}}))
     return findings

@@ -1,8 +1,9 @@
 """Validate one level against its parent level, or the whole four-level hierarchy.
 
 Grid frames follow the in-memory contract (``code``, ``name``, ``level``, ``kind``,
-``parent_code``, geometry). Everything is measured in the local metric CRS
-(:func:`gisgrid.crs.local_metric_crs`); finding geometries come back in the input's CRS.
+``parent_code``, geometry). Topology is checked in the input's CRS; the findings alone are
+projected to the local metric CRS (:func:`gisgrid.crs.local_metric_crs`) to be measured
+(areas in m2, widths in m) and compared with the thresholds.
 
 >>> import geopandas as gpd, shapely
 >>> city = gpd.GeoDataFrame({"code": ["C"], "level": [1]},
@@ -34,14 +35,13 @@ from gisgrid.errors import CRSError, InputError
 
 @dataclass
 class Layer:
-    """One level of grids, prepared for checking (geometry in the metric CRS)."""
+    """One level of grids, prepared for checking (geometry in the input CRS)."""
 
     codes: list[str]
     parent_codes: list[str | None]
     level: int | None
-    geoms: np.ndarray       # input CRS, as given
-    metric: np.ndarray      # metric CRS, as given
-    fixed: np.ndarray       # metric CRS, valid polygonal (make_valid structure where needed)
+    geoms: np.ndarray       # as given
+    fixed: np.ndarray       # valid polygonal (make_valid structure where needed)
     has_parent_field: bool
 
     def first_index(self) -> dict[str, int]:
@@ -59,10 +59,10 @@ def _clean_code(value) -> str | None:
     return text or None
 
 
-def prepare_layer(frame: gpd.GeoDataFrame, metric_crs, *, code_field: str = "code",
+def prepare_layer(frame: gpd.GeoDataFrame, *, code_field: str = "code",
                   parent_field: str = "parent_code", level: int | None = None,
                   what: str = "the layer") -> Layer:
-    """Read codes, parent codes and level from ``frame`` and project it to ``metric_crs``.
+    """Read codes, parent codes and level from ``frame`` and repair its geometry for overlay.
 
     Raises
     ------
@@ -92,36 +92,88 @@ def prepare_layer(frame: gpd.GeoDataFrame, metric_crs, *, code_field: str = "cod
                              "validate it with validate_hierarchy or choose one level")
         level = int(values[0]) if len(values) else None
     geoms = np.asarray(frame.geometry.values, dtype=object)
-    metric = np.asarray(frame.geometry.to_crs(metric_crs).values, dtype=object)
     return Layer(codes=codes, parent_codes=parent_codes, level=level, geoms=geoms,
-                 metric=metric, fixed=checks.polygonal_fix(metric), has_parent_field=has_parent)
+                 fixed=checks.polygonal_fix(geoms), has_parent_field=has_parent)
 
 
-def _to_metric(findings: list[Finding], crs, metric_crs) -> None:
-    """Reproject geometries of findings made in the input CRS into the metric CRS, in place."""
-    if not findings or pyproj.CRS(crs).equals(pyproj.CRS(metric_crs)):
-        return
-    projected = gpd.GeoSeries([f.geometry for f in findings], crs=crs).to_crs(metric_crs).values
-    for finding, geom in zip(findings, projected):
-        finding.geometry = geom
+def scale_factors(frame_or_geoms, crs, metric_crs) -> tuple[float, float]:
+    """Metres per CRS unit along x and y near the centre of the data (1, 1 when metric)."""
+    if pyproj.CRS(crs).equals(pyproj.CRS(metric_crs)):
+        return 1.0, 1.0
+    geoms = np.asarray(frame_or_geoms, dtype=object)
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    if not np.isfinite([minx, miny, maxx, maxy]).all():
+        return 1.0, 1.0
+    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+    d = max(maxx - minx, maxy - miny, 1e-9) * 1e-3
+    to_metric = pyproj.Transformer.from_crs(crs, metric_crs, always_xy=True)
+    xs, ys = to_metric.transform([cx, cx + d, cx], [cy, cy, cy + d])
+    kx = float(np.hypot(xs[1] - xs[0], ys[1] - ys[0]) / d)
+    ky = float(np.hypot(xs[2] - xs[0], ys[2] - ys[0]) / d)
+    return kx, ky
+
+
+_AREA_KINDS = ("overlap", "gap", "outside_parent")
+
+
+def measure_findings(findings: list[Finding], crs, metric_crs, *, min_area: float,
+                     sliver_width: float) -> list[Finding]:
+    """Measure candidate findings in the metric CRS and drop those under the thresholds.
+
+    Overlaps, gaps and outside parts get area and width and are dropped at or below
+    ``min_area``; slivers get area and width and are dropped at or above ``sliver_width``;
+    edge mismatches get their length. Each kept finding carries its metric geometry in
+    ``detail["_metric"]`` until :func:`~gisgrid.coverage.report.finalise_findings`.
+    """
+    if not findings:
+        return []
+    geoms = [f.geometry for f in findings]
+    if pyproj.CRS(crs).equals(pyproj.CRS(metric_crs)):
+        metric = np.asarray(geoms, dtype=object)
+    else:
+        metric = np.asarray(gpd.GeoSeries(geoms, crs=crs).to_crs(metric_crs).values, dtype=object)
+    kinds = np.array([f.kind for f in findings])
+    measured = np.isin(kinds, _AREA_KINDS + ("sliver",))
+    areas = np.zeros(len(findings))
+    widths = np.zeros(len(findings))
+    areas[measured] = shapely.area(metric[measured])
+    wide_enough = measured & ((kinds == "sliver") | (areas > min_area))
+    widths[wide_enough] = checks.widths_of(metric[wide_enough])
+    kept = []
+    for i, finding in enumerate(findings):
+        if finding.kind in _AREA_KINDS:
+            if areas[i] <= min_area:
+                continue
+            finding.area_m2, finding.width_m = float(areas[i]), float(widths[i])
+        elif finding.kind == "sliver":
+            if widths[i] >= sliver_width:
+                continue
+            finding.area_m2, finding.width_m = float(areas[i]), float(widths[i])
+        elif finding.kind == "edge_mismatch":
+            finding.detail["length_m"] = round(float(shapely.length(metric[i])), 3)
+        elif finding.kind == "straddles_parents":
+            finding.area_m2 = float(shapely.area(metric[i]))
+        finding.detail["_metric"] = metric[i]
+        kept.append(finding)
+    return kept
 
 
 def check_level(layer: Layer, parents: Layer | None, crs, metric_crs, *,
                 min_area: float = checks.DEFAULT_MIN_AREA,
                 sliver_width: float = checks.DEFAULT_SLIVER_WIDTH,
                 straddle_share: float = checks.DEFAULT_STRADDLE_SHARE):
-    """All findings of one prepared level (geometries in the metric CRS) and child counts.
+    """All findings of one prepared level, measured, and the number of children per parent.
 
     Returns
     -------
     (findings, features_by_parent)
     """
     level = layer.level
+    kx, ky = scale_factors(layer.fixed, crs, metric_crs)
     findings = checks.check_geometries(layer.geoms, layer.codes, level, layer.parent_codes)
-    _to_metric(findings, crs, metric_crs)
-    findings += checks.check_duplicate_codes(layer.codes, level, layer.parent_codes, layer.metric)
+    findings += checks.check_duplicate_codes(layer.codes, level, layer.parent_codes, layer.fixed)
     findings += checks.check_slivers(layer.fixed, layer.codes, level, layer.parent_codes,
-                                     sliver_width)
+                                     sliver_width, scale=0.9 * min(kx, ky))
     parent_index = parents.first_index() if parents is not None else {}
     by_parent: dict[str | None, list[int]] = {}
     for i, pc in enumerate(layer.parent_codes):
@@ -135,17 +187,18 @@ def check_level(layer: Layer, parents: Layer | None, crs, metric_crs, *,
         if parents is not None and pc in parent_index:
             parent_geom = parents.fixed[parent_index[pc]]
         part_findings, union = checks.check_partition(
-            layer.fixed[idx], codes_arr[idx], level, pc, parent_geom, min_area=min_area)
+            layer.fixed[idx], codes_arr[idx], level, pc, parent_geom)
         findings += part_findings
         unions.append(union)
     if parents is None:
         whole = shapely.union_all(np.asarray(unions, dtype=object)) if unions else shapely.Polygon()
-        findings += checks.check_holes(whole, level, shapely.STRtree(layer.fixed), layer.codes,
-                                       min_area=min_area)
+        findings += checks.check_holes(whole, level, shapely.STRtree(layer.fixed), layer.codes)
     else:
         findings += checks.check_parent_links(
             layer.codes, layer.parent_codes, layer.fixed, parents.codes, parents.fixed, level,
-            min_area=min_area, straddle_share=straddle_share)
+            min_area=min_area, straddle_share=straddle_share, m2_per_unit2=kx * ky)
+    findings = measure_findings(findings, crs, metric_crs, min_area=min_area,
+                                sliver_width=sliver_width)
     return findings, features_by_parent
 
 
@@ -190,16 +243,15 @@ def validate_level(frame: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None = N
     parent_layer = None
     if parents is not None:
         parent_level = None if level is None else level - 1
-        parent_layer = prepare_layer(parents, metric_crs, code_field=code_field,
+        parent_layer = prepare_layer(parents, code_field=code_field,
                                      parent_field=parent_field, level=parent_level,
                                      what="the parent layer")
-    layer = prepare_layer(frame, metric_crs, code_field=code_field, parent_field=parent_field,
-                          level=level)
+    layer = prepare_layer(frame, code_field=code_field, parent_field=parent_field, level=level)
     if layer.level is None and parent_layer is not None and parent_layer.level is not None:
         layer.level = parent_layer.level + 1
     findings, by_parent = check_level(layer, parent_layer, crs, metric_crs, min_area=min_area,
                                       sliver_width=sliver_width, straddle_share=straddle_share)
-    findings = finalise_findings(_ordered(findings), crs, metric_crs, accepted)
+    findings = finalise_findings(_ordered(findings), accepted)
     return CoverageReport(findings=findings, crs=crs, metric_crs=metric_crs,
                           features_by_level={layer.level: len(frame)},
                           features_by_parent=by_parent)
@@ -237,7 +289,7 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
         top = by_level[min(by_level)]
         metric_crs = local_metric_crs(top)
     metric_crs = pyproj.CRS(metric_crs)
-    layers = {lvl: prepare_layer(frame, metric_crs, code_field=code_field,
+    layers = {lvl: prepare_layer(frame, code_field=code_field,
                                  parent_field=parent_field, level=lvl,
                                  what=f"level {lvl}")
               for lvl, frame in sorted(by_level.items())}
@@ -249,8 +301,9 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
             sliver_width=sliver_width, straddle_share=straddle_share)
         findings += level_findings
         by_parent.update(counts)
-    findings += _cross_level_duplicates(layers)
-    findings = finalise_findings(_ordered(findings), crs, metric_crs, accepted)
+    findings += measure_findings(_cross_level_duplicates(layers), crs, metric_crs,
+                                 min_area=min_area, sliver_width=sliver_width)
+    findings = finalise_findings(_ordered(findings), accepted)
     return CoverageReport(findings=findings, crs=crs, metric_crs=metric_crs,
                           features_by_level={lvl: len(f) for lvl, f in by_level.items()},
                           features_by_parent=by_parent)

@@ -283,23 +283,17 @@ class CoverageReport:
         return "\n".join(lines) + "\n"
 
 
-def finalise_findings(findings: Sequence[Finding], crs, metric_crs,
-                      accepted: Iterable[str] = ()) -> list[Finding]:
-    """Fingerprint new findings, set their id and accepted flag, and move them into ``crs``.
+def finalise_findings(findings: Sequence[Finding], accepted: Iterable[str] = ()) -> list[Finding]:
+    """Fingerprint measured findings and set their id and accepted flag.
 
-    On entry each finding's geometry is in ``metric_crs`` (where the fingerprint is taken);
-    on return it is in ``crs``, the CRS of the input.
+    Each finding carries its metric geometry in ``detail["_metric"]`` (put there when it was
+    measured); the fingerprint is taken from it and the key is removed.
     """
     accepted = set(accepted)
     findings = list(findings)
-    metric_geoms = [f.geometry for f in findings]
-    back = metric_geoms
-    if (crs is not None and metric_crs is not None and metric_geoms
-            and not pyproj.CRS(crs).equals(pyproj.CRS(metric_crs))):
-        back = list(gpd.GeoSeries(metric_geoms, crs=metric_crs).to_crs(crs).values)
-    for finding, mgeom, geom in zip(findings, metric_geoms, back):
-        finding.geometry = geom
-        finding.fingerprint = fingerprint_of(finding.kind, finding.codes, mgeom)
+    for finding in findings:
+        metric = finding.detail.pop("_metric", None)
+        finding.fingerprint = fingerprint_of(finding.kind, finding.codes, metric)
         finding.id = finding.fingerprint[:16]
         finding.accepted = finding.fingerprint in accepted or finding.id in accepted
     return findings

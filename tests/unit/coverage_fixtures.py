@@ -135,3 +135,26 @@ def ring_with_hole():
     """
     geoms = [box(0, 0, 60, 20), box(0, 40, 60, 60), box(0, 20, 20, 40), box(40, 20, 60, 40)]
     return grid_frame(geoms, ["S", "N", "W", "E"])
+
+
+def jitter(geoms, amplitude: float, seed: int = 0):
+    """Move every vertex by up to ``amplitude`` (CRS units), differently in each geometry.
+
+    Shared vertices of neighbours move apart (as when each grid was digitised on its own);
+    rings stay closed because the shift is a function of the vertex and the geometry.
+    """
+    out = []
+    for i, geom in enumerate(geoms):
+        salt = (seed * 7919 + i * 104729) % 10007
+
+        def shift(coords, salt=salt):
+            a = np.sin(coords[:, 0] * 12.9898 * 1e3 + coords[:, 1] * 78.233 * 1e3 + salt)
+            b = np.cos(coords[:, 0] * 39.3468 * 1e3 + coords[:, 1] * 11.135 * 1e3 + 2 * salt)
+            return coords + amplitude * np.column_stack([a, b])
+        out.append(shapely.transform(geom, shift))
+    return np.asarray(out, dtype=object)
+
+
+def quantise(geoms, step: float):
+    """Round every coordinate to a multiple of ``step`` (e.g. 1/1024 degree), no repair."""
+    return shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.round(c / step) * step)

@@ -113,7 +113,8 @@ def test_orphan_childless_and_straddling():
     assert childless.codes == ("Q",) and childless.level == 3
     (straddle,) = report.by_kind("straddles_parents")
     assert straddle.codes == ("C",)
-    assert straddle.detail["parents"] == {"P": pytest.approx(10000.0), "Q": pytest.approx(10000.0)}
+    assert straddle.detail["parent_shares"] == {"P": 0.5, "Q": 0.5}
+    assert straddle.area_m2 == pytest.approx(20000.0)
     (outside,) = report.by_kind("outside_parent")
     assert outside.codes == ("C",) and outside.area_m2 == pytest.approx(10000.0)
 
