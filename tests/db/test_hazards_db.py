@@ -233,3 +233,24 @@ def test_due_date_from_stored_checklist_item(conn, grids, tmp_path):
     assert by_code.due_at == by_id.due_at
     with pytest.raises(InputError, match="category_item_id: no checklist item"):
         record(conn, tmp_path, category="elevator", category_item_id=10**12)
+
+
+def test_concurrent_steps_serialise_on_the_row_lock(engine, tmp_path):
+    """Two officers accept the same hazard at once: one waits for the other, then is refused."""
+    with engine.begin() as setup:   # committed: outside every grid, found by its own id
+        hazard = record_hazard(setup, report(lon=120.5, lat=35.5), actor="x", now=NOW)
+    with engine.connect() as first, engine.connect() as second:
+        first.begin()
+        advance_hazard(first, hazard.id, "accept", actor="甲", at=NOW)
+        second.begin()
+        second.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+        with pytest.raises(sa.exc.OperationalError, match="lock"):
+            advance_hazard(second, hazard.id, "accept", actor="乙", at=NOW)
+        second.rollback()
+        first.commit()
+        second.begin()
+        with pytest.raises(IllegalTransition, match="受理 accepted"):
+            advance_hazard(second, hazard.id, "accept", actor="乙", at=NOW)
+        second.rollback()
+    with engine.connect() as check:
+        assert [e.actor for e in read_events(check, hazard.id)] == ["x", "甲"]

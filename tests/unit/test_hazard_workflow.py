@@ -97,3 +97,13 @@ def test_table_renders_every_row_with_both_languages():
     table = render_transition_table()
     assert len(table.splitlines()) == 2 + len(TRANSITIONS)
     assert "| 核查 verifying | 核查不通过 reject | 处置 handling |" in table
+
+
+def test_docs_show_the_current_tables():
+    from pathlib import Path
+
+    from gisgrid.hazards.categories import render_category_table
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "hazards.md").read_text("utf-8")
+    assert render_transition_table() in doc
+    assert render_category_table() in doc
