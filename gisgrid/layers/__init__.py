@@ -2,7 +2,10 @@
 
 Each layer module declares what it is with a :class:`LayerSpec` named ``SPEC`` (name, titles,
 geometry type, styles, popup fields) and draws itself with
-``render(frame, fmap, *, lang=None) -> folium.FeatureGroup``, adding its legend to the map.
+``render(frame, fmap, *, lang=None, show=True) -> folium.FeatureGroup``: it reprojects
+``frame`` (any CRS) to EPSG:4326, adds one ``FeatureGroup`` (shown when the page opens unless
+``show=False``) and its legend to ``fmap``, and returns the group. ``lang`` (``"zh"`` or
+``"en"``) defaults to the map's language (``gisgrid.maps.build_map(lang=...)``).
 Popups and tooltips are built here from the spec, with every value escaped.
 
 >>> sorted(LAYERS)

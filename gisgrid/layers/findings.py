@@ -100,21 +100,10 @@ def render(frame: gpd.GeoDataFrame, fmap: folium.Map, *, lang: str | None = None
            show: bool = True) -> folium.FeatureGroup:
     """Draw the findings of ``frame`` on ``fmap``, coloured by kind, with a legend.
 
-    Parameters
-    ----------
-    frame : GeoDataFrame
-        Findings (see the module docstring), any CRS; may be empty (the legend then says so).
-    fmap : folium.Map
-        Usually from :func:`gisgrid.maps.build_map` (``inline=True`` for a report file).
-    lang : {"zh", "en"}, optional
-        Defaults to the map's language.
-    show : bool
-        Whether the layer is shown when the page opens.
-
-    Returns
-    -------
-    folium.FeatureGroup
-        The layer (already added to ``fmap``).
+    ``frame`` holds findings as in the module docstring, in any CRS; it may be empty (the
+    legend then says so). ``fmap`` usually comes from ``gisgrid.maps.build_map(...,
+    inline=True)`` for a report file. ``lang`` and ``show`` and the returned group follow the
+    layer contract of :mod:`gisgrid.layers`.
     """
     lang = layer_lang(fmap, lang)
     check_columns(SPEC, frame)

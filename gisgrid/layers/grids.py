@@ -50,23 +50,9 @@ SPEC = LayerSpec(
 
 def render(frame: gpd.GeoDataFrame, fmap: folium.Map, *, lang: str | None = None,
            show: bool = True) -> folium.FeatureGroup:
-    """Draw the grids of ``frame`` on ``fmap`` with a legend of the levels present.
-
-    Parameters
-    ----------
-    frame : GeoDataFrame
-        A grid frame, any CRS (reprojected to EPSG:4326 for the map).
-    fmap : folium.Map
-        Usually from :func:`gisgrid.maps.build_map`.
-    lang : {"zh", "en"}, optional
-        Defaults to the map's language.
-    show : bool
-        Whether the layer is shown when the page opens.
-
-    Returns
-    -------
-    folium.FeatureGroup
-        The layer (already added to ``fmap``).
+    """Draw the grids of ``frame`` (a grid frame, any CRS) on ``fmap``, with a legend of the
+    levels present; ``lang``, ``show`` and the returned group follow the layer contract of
+    :mod:`gisgrid.layers`.
     """
     lang = layer_lang(fmap, lang)
     check_columns(SPEC, frame)
