@@ -176,7 +176,9 @@ def prepare_grids(
     positions = pd.RangeIndex(len(frame))
     prepared = gpd.GeoDataFrame(
         {"code": codes, "name": names, "level": int(level), "kind": kinds,
-         "parent_code": parents, "org": orgs, GEOMETRY_COLUMN: geoms},
+         # object columns keep None (not NaN) for "no parent" / "no organisation"
+         "parent_code": pd.Series(parents, dtype=object, index=positions),
+         "org": pd.Series(orgs, dtype=object, index=positions), GEOMETRY_COLUMN: geoms},
         geometry=GEOMETRY_COLUMN, index=positions, crs=storage_crs,
     )
     return PreparedGrids(frame=prepared, level=level, repairs=tuple(repairs))
