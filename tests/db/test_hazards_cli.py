@@ -65,6 +65,10 @@ def test_report_resubmit_advance_show_list(gisgrid, tmp_path, settings):
     assert "sha256" in out
     code, out, _ = gisgrid("hazards", "list", "--state", "accepted", "--overdue", "--format", "json")
     assert code == 0 and hid in [h["id"] for h in json.loads(out)]
+    code, out, _ = gisgrid("hazards", "list", "--state", "受理")
+    line = next(x for x in out.splitlines() if x.startswith(f"#{hid} "))
+    assert "受理 accepted  fire_passage" in line and "逾期 overdue" in line
+    assert "网格外 outside grids" in line
 
 
 def test_bad_input_exits_2_naming_the_field(gisgrid):

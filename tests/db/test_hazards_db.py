@@ -92,6 +92,12 @@ def test_report_inside_is_routed_to_village_with_chain_and_due_date(conn, grids,
     assert (event.from_state, event.to_state.value, event.actor) == (None, "reported", "网格员张三")
 
 
+def test_point_on_a_shared_edge_goes_to_the_smallest_id(conn, grids, tmp_path):
+    hazard = record(conn, tmp_path, lon=113.9)
+    assert hazard.base_grid_id == min(grids["B1"], grids["B2"])
+    assert not hazard.outside_grids
+
+
 def test_major_goes_straight_to_township(conn, grids, tmp_path):
     hazard = record(conn, tmp_path, lon=113.95, major=True)
     assert hazard.routed_to_grid_id == grids["T2"] and hazard.village_grid_id == grids["V2"]
