@@ -19,6 +19,7 @@ COMMANDS: dict[str, str] = {
     # "module": "attribute",  one line per command group, added by the module's author
     "db": "db",
     "validate": "validate",
+    "repair": "repair",
     "hazards": "hazards",
 }
 
