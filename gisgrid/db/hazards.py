@@ -43,7 +43,6 @@ from gisgrid.hazards.workflow import (
     apply_transition,
     first_event,
 )
-from gisgrid.levels import Level
 from gisgrid.precision import GEOGRAPHIC_GRID_SIZE
 
 LONLAT_SRID = 4490
