@@ -18,15 +18,19 @@ hostile name is shown as text, not run.
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import geopandas as gpd
 import pytest
+from flask import url_for
 from shapely.geometry import box
+from werkzeug.serving import make_server
 
 from gisgrid import maps
 from gisgrid.layers import findings, grids
+from gisgrid.web import create_app
 
 pytestmark = pytest.mark.browser
 
@@ -72,7 +76,7 @@ def offline_page(browser):
     page.close()
 
 
-def write_report(tmp_path: Path, lang: str) -> Path:
+def make_frames():
     grid_frame = gpd.GeoDataFrame(
         {"code": ["1", "1.1", "1.1.1", "1.1.1.1"],
          "name": ["赤壁市", "车埠镇", "某村", HOSTILE],
@@ -85,12 +89,38 @@ def write_report(tmp_path: Path, lang: str) -> Path:
     finding_frame = gpd.GeoDataFrame(
         {"kind": ["gap"], "codes": [["1.2"]], "area_m2": [1.2e6], "width_m": [900.0]},
         geometry=[box(113.95, 29.72, 113.98, 29.78)], crs=4490)
-    fmap = maps.build_map(maps.bounds_of(grid_frame), lang=lang, inline=True)
+    return grid_frame, finding_frame
+
+
+def draw_map(lang: str, **options) -> str:
+    grid_frame, finding_frame = make_frames()
+    fmap = maps.build_map(maps.bounds_of(grid_frame), lang=lang, **options)
     grids.render(grid_frame, fmap)
     findings.render(finding_frame, fmap)
+    return maps.render_html(fmap)
+
+
+def write_report(tmp_path: Path, lang: str) -> Path:
     path = tmp_path / "report.html"
-    path.write_text(maps.render_html(fmap), encoding="utf-8")
+    path.write_text(draw_map(lang, inline=True), encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="module")
+def served_app():
+    """The web app on a free loopback port, with a map page that needs no database."""
+    app = create_app({"TESTING": True})
+
+    @app.get("/test-map")
+    def test_map():
+        return draw_map("zh", asset_url=url_for("static", filename="vendor"))
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
 
 
 def test_self_contained_report_renders_with_no_external_request(offline_page, tmp_path):
@@ -122,3 +152,34 @@ def test_popup_shows_hostile_name_as_text(offline_page, tmp_path):
     assert page.evaluate("window.__xss") is None
     assert page.external == []
     assert page.errors == []
+
+
+def test_served_map_loads_vendored_files_under_the_content_security_policy(offline_page,
+                                                                         served_app):
+    page = offline_page
+    console_errors = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    loaded = []
+    page.on("requestfinished", lambda request: loaded.append(request.url))
+
+    response = page.goto(f"{served_app}/test-map")
+    page.wait_for_function("() => window.L !== undefined && "
+                           "document.querySelectorAll('path.leaflet-interactive').length >= 5")
+
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert f"{served_app}/static/vendor/leaflet/leaflet.js" in loaded
+    assert f"{served_app}/static/vendor/leaflet/leaflet.css" in loaded
+    assert page.locator(".gisgrid-legend").count() == 2
+    assert page.external == [] and page.errors == [] and console_errors == []
+
+
+def test_the_guard_catches_a_cdn_map(offline_page, tmp_path):
+    """The check above could fail: folium's own CDN page is caught trying the internet."""
+    import folium
+
+    path = tmp_path / "cdn.html"
+    folium.Map(tiles=None).save(str(path))
+
+    offline_page.goto(path.as_uri())
+
+    assert any("cdn.jsdelivr.net" in url for url in offline_page.external)
