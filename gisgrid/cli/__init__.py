@@ -19,6 +19,8 @@ COMMANDS: dict[str, str] = {
     # "module": "attribute",  one line per command group, added by the module's author
     "db": "db",
     "validate": "validate",
+    "importing": "import_group",
+    "exporting": "export_group",
     "repair": "repair",
     "hazards": "hazards",
 }
