@@ -188,6 +188,8 @@ def propose_repair(children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None 
     counts["gaps_merged"] = merged
 
     new_geoms = _dissolve(faces, assigned, len(fixed))
+    counts["detached_parts_moved"] = _absorb_detached_parts(faces, assigned, new_geoms, fixed,
+                                                            face_parent)
     if frozen_parents is not None:
         # the parents as cut by the same fixed-precision arrangement: identical boundaries to
         # their children (moved at most half a precision-grid cell from the input)
@@ -372,6 +374,42 @@ def _give_to_best(_first, comp, assigned, adjacency) -> bool:
     for f in comp:
         assigned[f] = best
     return True
+
+
+def _absorb_detached_parts(faces, assigned, new_geoms, fixed, face_parent) -> int:
+    """Give each detached part a repair left on a one-part grid to the neighbour (same parent)
+    with the longest shared border; updates ``assigned`` and ``new_geoms`` in place."""
+    n_parts = shapely.get_num_geometries(new_geoms)
+    was_single = shapely.get_num_geometries(fixed) <= 1
+    moved = 0
+    tree = shapely.STRtree(faces)
+    for child in np.flatnonzero((n_parts > 1) & was_single):
+        parts = list(shapely.get_parts(new_geoms[child]))
+        parts.sort(key=lambda g: g.area, reverse=True)
+        for part in parts[1:]:
+            own = [f for f in tree.query(part, predicate="covers") if assigned[f] == child]
+            if not own:
+                continue
+            near = tree.query(part, predicate="intersects")
+            score: dict[int, float] = {}
+            boundary = shapely.boundary(part)
+            for g in near:
+                owner = assigned[g]
+                if owner < 0 or owner == child or face_parent[g] != face_parent[own[0]]:
+                    continue
+                length = shapely.length(shapely.intersection(boundary, shapely.boundary(faces[g])))
+                if length > 0:
+                    score[owner] = score.get(owner, 0.0) + length
+            if not score:
+                continue
+            best = max(score, key=lambda c: (score[c], -c))
+            assigned[own] = best
+            moved += 1
+            for target in (child, best):
+                held = faces[assigned == target]
+                new_geoms[target] = (held[0] if len(held) == 1
+                                     else shapely.coverage_union_all(held))
+    return moved
 
 
 def _dissolve(faces, assigned, n_children) -> np.ndarray:
