@@ -40,21 +40,23 @@ def database_url(settings: Settings | None = None, *, start: bool = True) -> str
 def get_engine(settings: Settings | None = None, *, upgrade: bool = True) -> Engine:
     """Return the (cached) engine for ``settings``, migrated to head unless ``upgrade=False``.
 
-    Raises :class:`~gisgrid.errors.DatabaseUnavailable` when the server cannot be started,
-    reached or migrated.
+    The embedded server is started on the first call for its ``home`` only; later calls reuse
+    the cached engine. Raises :class:`~gisgrid.errors.DatabaseUnavailable` when the server
+    cannot be started, reached or migrated.
     """
     settings = settings or Settings.from_env()
-    url = database_url(settings)
+    key = settings.database_url or f"embedded:{settings.home}"
     with _LOCK:
-        if upgrade and url not in _UPGRADED:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = sa.create_engine(database_url(settings), pool_pre_ping=True)
+            _ENGINES[key] = engine
+        if upgrade and key not in _UPGRADED:
             from gisgrid.db import migrate
 
-            migrate.upgrade(url, srid=settings.srid)
-            _UPGRADED.add(url)
-        engine = _ENGINES.get(url)
-        if engine is None:
-            engine = sa.create_engine(url, pool_pre_ping=True)
-            _ENGINES[url] = engine
+            migrate.upgrade(engine.url.render_as_string(hide_password=False),
+                            srid=settings.srid)
+            _UPGRADED.add(key)
         return engine
 
 

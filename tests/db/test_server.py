@@ -232,3 +232,17 @@ def test_normal_user_runs_server_as_itself():
         if leftover.status().running:
             leftover.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_get_engine_starts_the_embedded_server_on_demand(second_server):
+    second_server.start()
+    second_server.stop()
+    settings = Settings(home=second_server.home, database_url=None)
+    try:
+        engine = get_engine(settings)
+        assert second_server.status().running
+        with engine.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) FROM alembic_version")).scalar() == 1
+        assert get_engine(settings) is engine
+    finally:
+        dispose_engines()
