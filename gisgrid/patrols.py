@@ -373,12 +373,22 @@ def diff_submissions(stored: PatrolSubmission, new: PatrolSubmission) -> list[st
     names = ["grid_code", "worker", "day", "started_at", "ended_at", "results"]
     if new.entered_at_given:
         names.append("entered_at")
-    differ = [n for n in names if getattr(stored, n) != getattr(new, n)]
+
+    def value(sub: PatrolSubmission, name: str):
+        return _reported(sub.results) if name == "results" else getattr(sub, name)
+
+    differ = [n for n in names if value(stored, n) != value(new, n)]
     a, b = stored.track, new.track
     if (a is None) != (b is None) or (a is not None and not shapely.equals_exact(
             a, b, tolerance=2e-7)):
         differ.append("track")
     return differ
+
+
+def _reported(results: Iterable[ItemResult]) -> dict[str, tuple[str, str | None]]:
+    """Results that say something: an unreported item is the same as ``not_checked``."""
+    return {r.item_code: (r.result, r.note) for r in results
+            if r.result != "not_checked" or r.note}
 
 
 # ---------------------------------------------------------------- coverage

@@ -23,6 +23,10 @@ COMMANDS: dict[str, str] = {
     "exporting": "export_group",
     "repair": "repair",
     "hazards": "hazards",
+    "checklists": "checklists",
+    "units": "units",
+    "people": "people",
+    "patrols": "patrols",
 }
 
 

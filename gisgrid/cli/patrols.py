@@ -1,0 +1,130 @@
+"""``gisgrid patrols``: daily plans, submissions, listing and track coverage (日常巡查).
+
+Only parsing and presenting: the rules live in :mod:`gisgrid.patrols`, the storage in
+:mod:`gisgrid.db.field`.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timezone
+
+import click
+
+from gisgrid.cli.checklists import FORMATS, echo_rows, parse_day
+from gisgrid.errors import InputError
+from gisgrid.patrols import DEFAULT_BUFFER_M, days_between
+
+
+@click.group("patrols")
+def patrols() -> None:
+    """Daily patrol plans and patrols of base grids."""
+
+
+@patrols.command("plan")
+@click.option("--day", required=True, help="Day to plan (YYYY-MM-DD).")
+@click.option("--until", help="Plan every day from --day to this day (inclusive).")
+@click.option("--under", help="Only base grids under this grid code.")
+@click.option("--show", "show_grid", help="Print the tasks of this base grid's plan.")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def plan(day: str, until: str | None, under: str | None, show_grid: str | None,
+         fmt: str) -> None:
+    """Make the day's plan of every base grid, carrying over items not done before."""
+    from gisgrid.db import field
+
+    first = parse_day(day, "--day")
+    days = days_between(first, parse_day(until, "--until") or first)
+    with field.begin() as conn:
+        outcomes = [field.build_plans(conn, d, under=under) for d in days]
+        tasks = field.read_plan_tasks(conn, show_grid, days[-1]) if show_grid else None
+    for outcome in outcomes:
+        click.echo(f"{outcome.day}: {len(outcome.created)} plans made, "
+                   f"{len(outcome.existing)} already there, {outcome.carried_tasks} tasks "
+                   "carried over" + (f", {len(outcome.skipped)} grids without a "
+                                     "village/community skipped" if outcome.skipped else ""),
+                   err=fmt == "json")
+    if tasks is not None:
+        echo_rows(tasks, ["item_code", "item_kind", "first_planned_on", "age_days", "status",
+                          "text_zh"], fmt)
+
+
+@patrols.command("submit")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def submit(file, fmt: str) -> None:
+    """Record one patrol from FILE (JSON; '-' for stdin).
+
+    Fields: client_uuid, grid_code, worker (person id or phone), day, started_at, ended_at,
+    entered_at (default now), results ([{item_code, result, note}], result ok / hazard_found /
+    not_checked), track (GeoJSON LineString/MultiLineString or [[lon, lat], ...]).
+    Sending the same file again returns the same patrol.
+    """
+    from gisgrid.db import field
+    from gisgrid.patrols import parse_submission
+
+    try:
+        data = json.load(file)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{file.name}: not JSON ({exc})") from None
+    submission = parse_submission(data, received_at=datetime.now(timezone.utc))
+    with field.begin() as conn:
+        outcome = field.record_patrol(conn, submission)
+    payload = {"patrol_id": outcome.patrol_id, "created": outcome.created,
+               "late": outcome.late, "warnings": list(outcome.warnings)}
+    if fmt == "json":
+        click.echo(json.dumps(payload, ensure_ascii=False))
+    else:
+        state = "recorded" if outcome.created else "already recorded (same client_uuid)"
+        click.echo(f"patrol {outcome.patrol_id} {state}" + (" — late entry (补录)"
+                                                             if outcome.late else ""))
+    for warning in outcome.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@patrols.command("list")
+@click.option("--day", help="Only patrols of this day (YYYY-MM-DD).")
+@click.option("--under", help="Only patrols of grids under this grid code.")
+@click.option("--plans", is_flag=True, help="List the day's plans instead (needs --day).")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def list_patrols(day: str | None, under: str | None, plans: bool, fmt: str) -> None:
+    """List patrols (or, with --plans, the day's plans and their open and carried tasks)."""
+    from gisgrid.db import field
+
+    the_day = parse_day(day, "--day")
+    if plans and the_day is None:
+        raise InputError("--plans: give the --day whose plans to list")
+    with field.begin() as conn:
+        if plans:
+            rows = field.read_plans(conn, the_day, under=under)
+            columns = ["grid_code", "checklist", "version", "tasks", "done", "open",
+                       "carried_in", "max_age_days"]
+        else:
+            rows = field.read_patrols(conn, day=the_day, under=under)
+            columns = ["id", "grid_code", "worker", "day", "late", "ok", "hazard_found",
+                       "not_checked", "track_m"]
+    for row in rows:
+        if "track_m" in row:
+            row["track_m"] = round(float(row["track_m"]), 1)
+    echo_rows(rows, columns, fmt)
+
+
+@patrols.command("coverage")
+@click.option("--day", required=True, help="Day whose tracks to measure (YYYY-MM-DD).")
+@click.option("--buffer", "buffer_m", type=float, default=DEFAULT_BUFFER_M, show_default=True,
+              help="Buffer around the tracks, in metres.")
+@click.option("--under", help="Only grids under this grid code.")
+@click.option("--level", "levels", type=click.IntRange(1, 4), multiple=True,
+              help="Grid levels to measure (repeatable; default 4, base grids).")
+@click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
+def coverage(day: str, buffer_m: float, under: str | None, levels: tuple[int, ...],
+             fmt: str) -> None:
+    """Measure and store each grid's share of area within the buffer of the day's tracks."""
+    from gisgrid.db import field
+
+    the_day: date = parse_day(day, "--day")
+    with field.begin() as conn:
+        result = field.record_patrol_coverage(conn, the_day, buffer_m=buffer_m, under=under,
+                                              levels=levels or (4,))
+    rows = [{"code": r.code, "level": int(r.level), "covered_share": round(r.covered_share, 4)}
+            for r in result.itertuples()]
+    echo_rows(rows, ["code", "level", "covered_share"], fmt)

@@ -1,0 +1,758 @@
+"""Storage of field operations: the only SQL for units, people, checklists, patrols and coverage.
+
+Every function takes a SQLAlchemy ``Connection``; the caller owns the transaction. The rules
+live in the pure modules :mod:`gisgrid.units`, :mod:`gisgrid.people`,
+:mod:`gisgrid.checklists` and :mod:`gisgrid.patrols`; this module reads and writes rows.
+
+Grid chain of units at write time: the units are assigned in bulk with
+:mod:`gisgrid.assign` (``GridIndex`` over the current base grids read with
+:func:`gisgrid.db.grids.read_grids`), not by a SQL join; a unit outside every base grid is stored with null
+grid ids and ``outside_grids = true``, never refused.
+
+"Under a grid" means the grid itself and its descendants: ``path = p OR path LIKE 'p.%'``
+on the materialised path (LIKE wildcards in ``p`` escaped).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timezone
+
+import geopandas as gpd
+import pandas as pd
+import shapely
+import sqlalchemy as sa
+
+from gisgrid.assign import GridIndex, assign_frame, build_grid_index
+from gisgrid.checklists import (Checklist, checklist_code_for, edit_checklist,
+                                read_builtin_checklists, validate_checklist)
+from gisgrid.crs import DEFAULT_SRID
+from gisgrid.db.engine import storage_srid
+from gisgrid.db.grids import read_grids
+from gisgrid.errors import Conflict, InputError, NotFound
+from gisgrid.levels import Level
+from gisgrid.patrols import (DEFAULT_BUFFER_M, DONE_RESULTS, DailyPlan, ItemResult, OpenTask,
+                             PatrolSubmission, build_daily_plan, check_results_against_plan,
+                             diff_submissions, measure_patrol_coverage)
+from gisgrid.people import (AssignmentRecord, PersonRecord, WorkerFinding, check_assignment,
+                            check_base_grid_workers, validate_training)
+
+LONLAT_SRID = DEFAULT_SRID
+PLAN_DEFAULT_VALID_FROM = date(2017, 1, 1)
+"""``valid_from`` of the plan's own checklists (version 1): the plan dates from 2017."""
+
+_UNDER = "(g.path = :under_path OR g.path LIKE :under_like ESCAPE '\\')"
+
+
+def begin(settings=None):
+    """A transaction on the configured database (``with begin() as conn:``), for commands.
+
+    ``settings`` defaults to :meth:`gisgrid.config.Settings.from_env`.
+    """
+    from gisgrid.config import Settings
+    from gisgrid.db.engine import get_engine
+
+    return get_engine(settings or Settings.from_env()).begin()
+
+
+# ---------------------------------------------------------------------------- grids
+
+@dataclass(frozen=True)
+class GridRow:
+    """The few grid fields field operations need."""
+
+    id: int
+    code: str
+    name: str
+    level: int
+    kind: str
+    parent_id: int | None
+    path: str
+
+
+def read_grid(conn: sa.Connection, code: str, *, field_name: str = "grid") -> GridRow:
+    """The current grid with ``code``; :class:`InputError` naming ``field_name`` if none."""
+    row = conn.execute(sa.text(
+        "SELECT id, code, name, level, kind, parent_id, path FROM grid "
+        "WHERE code = :code AND valid_to IS NULL"), {"code": code}).first()
+    if row is None:
+        raise InputError(f"{field_name}: no current grid with code {code!r}")
+    return GridRow(*row)
+
+
+def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
+    if under is None:
+        return "TRUE", {}
+    path = read_grid(conn, under, field_name="--under").path
+    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return _UNDER, {"under_path": path, "under_like": escaped + ".%"}
+
+
+def read_base_grids(conn: sa.Connection, *, under: str | None = None) -> list[dict]:
+    """Current base grids (under ``under``) with the kind of their village/community and the id
+    of their city: ``id, code, name, village_kind, city_id``."""
+    where, params = _under_params(conn, under)
+    rows = conn.execute(sa.text(f"""
+        SELECT g.id, g.code, g.name, v.kind AS village_kind, c.id AS city_id
+        FROM grid g
+        LEFT JOIN grid v ON v.id = g.parent_id AND v.level = 3
+        LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
+        LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
+        WHERE g.level = 4 AND g.valid_to IS NULL AND {where}
+        ORDER BY g.code
+    """), params).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def read_city_of(conn: sa.Connection, grid_id: int) -> int | None:
+    """Id of the city (level 1) above ``grid_id`` (itself when it is a city)."""
+    return conn.execute(sa.text("""
+        WITH RECURSIVE up AS (
+            SELECT id, parent_id, level FROM grid WHERE id = :id
+            UNION ALL
+            SELECT g.id, g.parent_id, g.level FROM grid g JOIN up ON g.id = up.parent_id)
+        SELECT id FROM up WHERE level = 1
+    """), {"id": grid_id}).scalar_one_or_none()
+
+
+# ---------------------------------------------------------------------------- checklists
+
+def write_checklist(conn: sa.Connection, checklist: Checklist, *, valid_from: date,
+                    owner_grid_id: int | None = None) -> int:
+    """Insert ``checklist`` with its items; returns its id. Versions are never overwritten:
+    an existing (code, owner, version) is a :class:`Conflict`."""
+    exists = conn.execute(sa.text(
+        "SELECT id FROM checklist WHERE code = :code AND version = :version "
+        "AND owner_grid_id IS NOT DISTINCT FROM :owner"),
+        {"code": checklist.code, "version": checklist.version, "owner": owner_grid_id}).first()
+    if exists is not None:
+        raise Conflict(f"checklist {checklist.code} v{checklist.version} already exists "
+                       f"(id {exists[0]}); an edit makes a new version")
+    checklist_id = conn.execute(sa.text(
+        "INSERT INTO checklist (code, version, owner_grid_id, title_zh, title_en, valid_from) "
+        "VALUES (:code, :version, :owner, :title_zh, :title_en, :valid_from) RETURNING id"),
+        {"code": checklist.code, "version": checklist.version, "owner": owner_grid_id,
+         "title_zh": checklist.title_zh, "title_en": checklist.title_en,
+         "valid_from": valid_from}).scalar_one()
+    conn.execute(sa.text(
+        "INSERT INTO checklist_item (checklist_id, position, item_kind, code, text_zh, text_en, "
+        "due_workdays) VALUES (:cid, :position, :item_kind, :code, :text_zh, :text_en, :due)"),
+        [{"cid": checklist_id, "position": i.position, "item_kind": i.item_kind, "code": i.code,
+          "text_zh": i.text_zh, "text_en": i.text_en, "due": i.due_workdays}
+         for i in checklist.items])
+    return checklist_id
+
+
+def load_builtin_checklists(conn: sa.Connection, *,
+                            valid_from: date = PLAN_DEFAULT_VALID_FROM) -> dict[str, int]:
+    """Store the plan's two lists (version 1, no owner) unless already there; ids by code.
+
+    Loading twice is harmless; a stored version 1 that differs from the shipped one is a
+    :class:`Conflict` (versions are never overwritten).
+    """
+    ids = {}
+    for code, checklist in read_builtin_checklists().items():
+        row = conn.execute(sa.text(
+            "SELECT id FROM checklist WHERE code = :code AND version = :v "
+            "AND owner_grid_id IS NULL"), {"code": code, "v": checklist.version}).first()
+        if row is None:
+            ids[code] = write_checklist(conn, checklist, valid_from=valid_from)
+            continue
+        stored, _ = read_checklist(conn, row[0])
+        if stored != checklist:
+            raise Conflict(f"checklist {code} v{checklist.version} is stored with other "
+                           "content than the plan's; edit it as a new version instead")
+        ids[code] = row[0]
+    return ids
+
+
+def read_checklist(conn: sa.Connection, checklist_id: int) -> tuple[Checklist, dict[str, int]]:
+    """The checklist ``checklist_id`` and its item ids by item code."""
+    head = conn.execute(sa.text(
+        "SELECT code, version, title_zh, title_en FROM checklist WHERE id = :id"),
+        {"id": checklist_id}).mappings().first()
+    if head is None:
+        raise NotFound(f"checklist {checklist_id}: no such checklist")
+    items = conn.execute(sa.text(
+        "SELECT id, position, code, item_kind, text_zh, text_en, due_workdays "
+        "FROM checklist_item WHERE checklist_id = :id ORDER BY position"),
+        {"id": checklist_id}).mappings().all()
+    checklist = validate_checklist({**head, "items": [
+        {k: v for k, v in item.items() if k != "id"} for item in items]},
+        where=f"stored checklist {checklist_id}")
+    return checklist, {item["code"]: item["id"] for item in items}
+
+
+def find_checklist(conn: sa.Connection, code: str, *, city_id: int | None = None,
+                   day: date | None = None) -> int:
+    """Id of the checklist ``code`` in force for a city on ``day``.
+
+    The city's own newest version valid on ``day`` wins; else the plan's newest (no owner).
+    Raises :class:`NotFound` when none is loaded (run ``gisgrid checklists load``).
+    """
+    row = conn.execute(sa.text("""
+        SELECT id FROM checklist
+        WHERE code = :code AND (owner_grid_id = :city OR owner_grid_id IS NULL)
+          AND valid_from <= :day
+        ORDER BY owner_grid_id IS NULL, version DESC LIMIT 1
+    """), {"code": code, "city": city_id, "day": day or date.max}).first()
+    if row is None:
+        raise NotFound(f"no {code} checklist in force on {day or 'any day'}: load the plan's "
+                       "lists first (gisgrid checklists load)")
+    return row[0]
+
+
+def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
+                          valid_from: date, changes: Mapping[str, Mapping] | None = None,
+                          remove: Iterable[str] = (), add: Iterable[Mapping] = ()
+                          ) -> tuple[int, Checklist]:
+    """A city's edit of its ``code`` list: a new version owned by the city, from ``valid_from``.
+
+    The edit starts from the list the city uses on ``valid_from``; the new version number is
+    one above every version of that code the city or the plan has.
+    """
+    city = read_grid(conn, city_code, field_name="--city")
+    if city.level != Level.CITY:
+        raise InputError(f"--city: grid {city_code} is at level {city.level}, not a city")
+    current, _ = read_checklist(conn, find_checklist(conn, code, city_id=city.id,
+                                                     day=valid_from))
+    top = conn.execute(sa.text(
+        "SELECT max(version) FROM checklist WHERE code = :code "
+        "AND (owner_grid_id = :city OR owner_grid_id IS NULL)"),
+        {"code": code, "city": city.id}).scalar_one()
+    edited = edit_checklist(current, changes=changes, remove=remove, add=add,
+                            next_version=top + 1)
+    return write_checklist(conn, edited, valid_from=valid_from, owner_grid_id=city.id), edited
+
+
+def read_checklist_versions(conn: sa.Connection, code: str | None = None) -> list[dict]:
+    """Every stored checklist version: id, code, version, owner code, valid_from, item count."""
+    rows = conn.execute(sa.text("""
+        SELECT c.id, c.code, c.version, g.code AS owner, c.valid_from, count(i.id) AS items
+        FROM checklist c LEFT JOIN grid g ON g.id = c.owner_grid_id
+        LEFT JOIN checklist_item i ON i.checklist_id = c.id
+        WHERE CAST(:code AS text) IS NULL OR c.code = :code
+        GROUP BY c.id, g.code ORDER BY c.code, c.version
+    """), {"code": code}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------- units
+
+@dataclass(frozen=True)
+class UnitsWritten:
+    """What :func:`write_units` did."""
+
+    inserted: int
+    updated: int
+    outside: int
+    ids: tuple[int, ...] = ()
+
+
+def read_grid_index(conn: sa.Connection) -> GridIndex | None:
+    """A :class:`GridIndex` of the current base grids, or None when there are none."""
+    grids = read_grids(conn)
+    if not (grids["level"] == Level.BASE).any():
+        return None
+    return build_grid_index(grids)
+
+
+def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
+    """Store normalised units (:func:`gisgrid.units.normalise_units`) with their grid chain.
+
+    A unit whose ``external_id`` is already stored updates that row (a re-import of a ledger);
+    others are inserted. Units outside every current base grid are stored with
+    ``outside_grids = true``.
+    """
+    if units.crs is None or units.crs.to_epsg() != LONLAT_SRID:
+        raise InputError("units must be normalised to CGCS2000 longitude/latitude first")
+    srid = storage_srid(conn)
+    index = read_grid_index(conn)
+    points = units.geometry.to_crs(srid) if srid != LONLAT_SRID else units.geometry
+    if index is None:
+        chain = pd.DataFrame({c: pd.array([None] * len(units), dtype="Int64") for c in
+                              ("base_grid_id", "village_grid_id", "township_grid_id",
+                               "city_grid_id")}, index=units.index)
+        chain["outside_grids"] = True
+    else:
+        chain = assign_frame(index, gpd.GeoDataFrame(geometry=points.values, crs=srid,
+                                                     index=units.index))
+    inserted = updated = 0
+    ids = []
+    records = units.drop(columns=units.geometry.name).to_dict("records")
+    wkbs = shapely.to_wkb(units.geometry.values)
+    for unit, wkb, grids in zip(records, wkbs, chain.to_dict("records")):
+        params = {
+            "external_id": unit["external_id"], "name": unit["name"],
+            "address": unit["address"], "unit_class": unit["unit_class"],
+            "fire_key_unit": bool(unit["fire_key_unit"]), "high_risk": bool(unit["high_risk"]),
+            "management": unit["management"], "wkb": wkb,
+            "srid": srid, "outside": bool(grids["outside_grids"]),
+            **{c: (None if pd.isna(grids[c]) else int(grids[c])) for c in
+               ("base_grid_id", "village_grid_id", "township_grid_id", "city_grid_id")},
+        }
+        existing = None
+        if unit["external_id"] is not None:
+            existing = conn.execute(sa.text("SELECT id FROM unit WHERE external_id = :e"),
+                                    {"e": unit["external_id"]}).scalar_one_or_none()
+        geom = f"ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), {LONLAT_SRID}), :srid)"
+        if existing is None:
+            ids.append(conn.execute(sa.text(f"""
+                INSERT INTO unit (external_id, name, address, unit_class, fire_key_unit,
+                    high_risk, management, geom, base_grid_id, village_grid_id,
+                    township_grid_id, city_grid_id, outside_grids)
+                VALUES (:external_id, :name, :address, :unit_class, :fire_key_unit, :high_risk,
+                    :management, {geom}, :base_grid_id, :village_grid_id, :township_grid_id,
+                    :city_grid_id, :outside) RETURNING id"""), params).scalar_one())
+            inserted += 1
+        else:
+            conn.execute(sa.text(f"""
+                UPDATE unit SET name = :name, address = :address, unit_class = :unit_class,
+                    fire_key_unit = :fire_key_unit, high_risk = :high_risk,
+                    management = :management, geom = {geom}, base_grid_id = :base_grid_id,
+                    village_grid_id = :village_grid_id, township_grid_id = :township_grid_id,
+                    city_grid_id = :city_grid_id, outside_grids = :outside
+                WHERE id = :id"""), {**params, "id": existing})
+            ids.append(existing)
+            updated += 1
+    return UnitsWritten(inserted, updated, int(chain["outside_grids"].sum()), tuple(ids))
+
+
+def read_units(conn: sa.Connection, *, under: str | None = None,
+               outside_only: bool = False) -> gpd.GeoDataFrame:
+    """Stored units (those whose base grid is under ``under``; or only those outside every
+    grid), with the code of their base grid, as a GeoDataFrame in CGCS2000 lon/lat."""
+    where, params = _under_params(conn, under)
+    if under is not None:
+        where = f"u.base_grid_id IN (SELECT g.id FROM grid g WHERE {where})"
+    if outside_only:
+        where += " AND u.outside_grids"
+    rows = conn.execute(sa.text(f"""
+        SELECT u.id, u.external_id, u.name, u.address, u.unit_class, u.fire_key_unit,
+               u.high_risk, u.management, b.code AS base_grid_code, u.base_grid_id,
+               u.village_grid_id, u.township_grid_id, u.city_grid_id, u.outside_grids,
+               ST_AsBinary(ST_Transform(u.geom, {LONLAT_SRID})) AS wkb
+        FROM unit u LEFT JOIN grid b ON b.id = u.base_grid_id
+        WHERE {where} ORDER BY u.id"""), params).mappings().all()
+    frame = pd.DataFrame([{k: v for k, v in r.items() if k != "wkb"} for r in rows])
+    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=LONLAT_SRID).values,
+                            crs=LONLAT_SRID)
+
+
+# ---------------------------------------------------------------------------- people
+
+def write_person(conn: sa.Connection, person: PersonRecord) -> int:
+    """Insert a checked person (:func:`gisgrid.people.validate_person`); returns the id.
+
+    A phone already used by another active person is a :class:`Conflict` (phones identify
+    workers in patrol submissions).
+    """
+    if person.phone is not None:
+        other = conn.execute(sa.text(
+            "SELECT id FROM person WHERE phone = :phone AND active"),
+            {"phone": person.phone}).scalar_one_or_none()
+        if other is not None:
+            raise Conflict(f"phone {person.phone} already belongs to person {other}")
+    return conn.execute(sa.text(
+        "INSERT INTO person (name, phone, id_number, kind, employment, active) "
+        "VALUES (:name, :phone, :id_number, :kind, :employment, :active) RETURNING id"),
+        {"name": person.name, "phone": person.phone, "id_number": person.id_number,
+         "kind": person.kind, "employment": person.employment,
+         "active": person.active}).scalar_one()
+
+
+def read_person(conn: sa.Connection, worker: int | str, *,
+                field_name: str = "worker") -> PersonRecord:
+    """The person with id ``worker`` (an int or digits) or with phone ``worker``.
+
+    :class:`InputError` naming ``field_name`` when there is none.
+    """
+    by_id = isinstance(worker, int) or (isinstance(worker, str) and worker.isdigit()
+                                        and len(worker) < 11)
+    row = conn.execute(sa.text(
+        "SELECT id, name, kind, phone, id_number, employment, active FROM person "
+        + ("WHERE id = :w" if by_id else "WHERE phone = :w AND active ORDER BY id LIMIT 1")),
+        {"w": int(worker) if by_id else str(worker)}).mappings().first()
+    if row is None:
+        raise InputError(f"{field_name}: no person with {'id' if by_id else 'phone'} {worker!r}")
+    return PersonRecord(**row)
+
+
+def read_assignments(conn: sa.Connection, *, grid_id: int | None = None,
+                     person_id: int | None = None) -> list[AssignmentRecord]:
+    """Assignments of a grid and/or a person (all when both are None)."""
+    rows = conn.execute(sa.text(
+        "SELECT person_id, grid_id, role, valid_from, valid_to, id FROM assignment "
+        "WHERE (CAST(:g AS bigint) IS NULL OR grid_id = :g) "
+        "AND (CAST(:p AS bigint) IS NULL OR person_id = :p) ORDER BY id"),
+        {"g": grid_id, "p": person_id}).all()
+    return [AssignmentRecord(*r) for r in rows]
+
+
+def record_assignment(conn: sa.Connection, person_id: int, grid_code: str, role: str,
+                      valid_from: date, valid_to: date | None = None
+                      ) -> tuple[int, list[str]]:
+    """Assign a person to a grid (rules: :func:`gisgrid.people.check_assignment`).
+
+    Returns the new assignment id and warnings (e.g. a second grid worker on the grid).
+    """
+    person = read_person(conn, person_id, field_name="person")
+    grid = read_grid(conn, grid_code)
+    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid.id})
+    new = AssignmentRecord(person.id, grid.id, role, valid_from, valid_to)
+    warnings = check_assignment(new, grid_level=grid.level, person=person,
+                                existing=read_assignments(conn, grid_id=grid.id))
+    assignment_id = conn.execute(sa.text(
+        "INSERT INTO assignment (person_id, grid_id, role, valid_from, valid_to) "
+        "VALUES (:p, :g, :role, :f, :t) RETURNING id"),
+        {"p": person.id, "g": grid.id, "role": role, "f": valid_from,
+         "t": valid_to}).scalar_one()
+    return assignment_id, [w.replace(f"grid {grid.id}", f"grid {grid.code}") for w in warnings]
+
+
+def record_training(conn: sa.Connection, person_id: int, course: str, held_on, hours=None
+                    ) -> int:
+    """Record a training course a person attended; returns the row id."""
+    person = read_person(conn, person_id, field_name="person")
+    course, held_on, hours = validate_training(course, held_on, hours)
+    return conn.execute(sa.text(
+        "INSERT INTO training (person_id, course, held_on, hours) "
+        "VALUES (:p, :c, :d, :h) RETURNING id"),
+        {"p": person.id, "c": course, "d": held_on, "h": hours}).scalar_one()
+
+
+def read_people(conn: sa.Connection, *, day: date | None = None,
+                under: str | None = None) -> list[dict]:
+    """People with their assignments in force on ``day`` (all days when None) and training
+    hours; ``under`` keeps people assigned to a grid under that code."""
+    where, params = _under_params(conn, under)
+    rows = conn.execute(sa.text(f"""
+        SELECT p.id, p.name, p.phone, p.kind, p.employment, p.active,
+               coalesce(string_agg(DISTINCT g.code || ':' || a.role, ' '), '') AS grids,
+               (SELECT coalesce(sum(t.hours), 0) FROM training t WHERE t.person_id = p.id)
+                   AS training_hours
+        FROM person p
+        LEFT JOIN assignment a ON a.person_id = p.id
+             AND (CAST(:day AS date) IS NULL OR (a.valid_from <= :day
+                  AND (a.valid_to IS NULL OR a.valid_to >= :day)))
+        LEFT JOIN grid g ON g.id = a.grid_id
+        GROUP BY p.id
+        HAVING CAST(:all_people AS boolean) OR bool_or({where})
+        ORDER BY p.id"""), {**params, "day": day, "all_people": under is None}).mappings()
+    return [dict(r) for r in rows]
+
+
+def check_staffing(conn: sa.Connection, day: date, *,
+                   under: str | None = None) -> list[WorkerFinding]:
+    """Base grids (under ``under``) without exactly one grid worker on ``day``."""
+    base_ids = [g["id"] for g in read_base_grids(conn, under=under)]
+    return check_base_grid_workers(base_ids, read_assignments(conn), day)
+
+
+# ---------------------------------------------------------------------------- plans
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """Plans made for a day: created, already there, and tasks carried over."""
+
+    day: date
+    created: tuple[str, ...] = ()
+    existing: tuple[str, ...] = ()
+    carried_tasks: int = 0
+    skipped: tuple[str, ...] = field(default=())
+
+
+def _open_tasks(conn: sa.Connection, grid_id: int, day: date) -> list[OpenTask]:
+    rows = conn.execute(sa.text("""
+        SELECT i.code, t.first_planned_on, t.id, t.item_id
+        FROM patrol_task t JOIN patrol_plan p ON p.id = t.plan_id
+        JOIN checklist_item i ON i.id = t.item_id
+        WHERE p.grid_id = :g AND p.day < :day AND t.status = 'open'
+    """), {"g": grid_id, "day": day}).all()
+    return [OpenTask(code, first, task_id, item_id) for code, first, task_id, item_id in rows]
+
+
+def ensure_plan(conn: sa.Connection, grid: Mapping, day: date) -> tuple[int, DailyPlan | None]:
+    """The plan id of base grid ``grid`` (a :func:`read_base_grids` row) for ``day``, building
+    and storing it when missing (then the :class:`DailyPlan` is returned too, else None)."""
+    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid["id"]})
+    existing = conn.execute(sa.text(
+        "SELECT id FROM patrol_plan WHERE grid_id = :g AND day = :d"),
+        {"g": grid["id"], "d": day}).scalar_one_or_none()
+    if existing is not None:
+        return existing, None
+    if grid["village_kind"] is None:
+        raise InputError(f"grid {grid['code']}: no village/community parent, so no checklist")
+    checklist_id = find_checklist(conn, checklist_code_for(grid["village_kind"]),
+                                  city_id=grid["city_id"], day=day)
+    checklist, item_ids = read_checklist(conn, checklist_id)
+    plan = build_daily_plan(grid["code"], day, checklist, _open_tasks(conn, grid["id"], day))
+    plan_id = conn.execute(sa.text(
+        "INSERT INTO patrol_plan (grid_id, day, checklist_id) VALUES (:g, :d, :c) RETURNING id"),
+        {"g": grid["id"], "d": day, "c": checklist_id}).scalar_one()
+    conn.execute(sa.text(
+        "INSERT INTO patrol_task (plan_id, item_id, carried_from_id, first_planned_on, status) "
+        "VALUES (:plan, :item, :carried, :first, 'open')"),
+        [{"plan": plan_id, "item": t.item_id or item_ids[t.item_code],
+          "carried": t.carried_from_id, "first": t.first_planned_on} for t in plan.tasks])
+    carried = [t.task_id for t in plan.carried if t.task_id is not None]
+    # tasks open on older days for an item carried from a newer one are superseded too
+    stale = [t.task_id for t in _open_tasks(conn, grid["id"], day) if t.task_id is not None]
+    if carried or stale:
+        conn.execute(sa.text(
+            "UPDATE patrol_task SET status = 'carried_over' WHERE id = ANY(:ids)"),
+            {"ids": sorted(set(carried) | set(stale))})
+    return plan_id, plan
+
+
+def build_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> PlanOutcome:
+    """Make the plan of every current base grid (under ``under``) for ``day``.
+
+    Idempotent: a grid that already has its plan for ``day`` is left alone. Items not done on
+    earlier plans are carried into the new plan with their first-planned day.
+    """
+    created, existing, skipped, carried = [], [], [], 0
+    for grid in read_base_grids(conn, under=under):
+        if grid["village_kind"] is None:
+            skipped.append(grid["code"])
+            continue
+        _, plan = ensure_plan(conn, grid, day)
+        if plan is None:
+            existing.append(grid["code"])
+        else:
+            created.append(grid["code"])
+            carried += plan.carried_count
+    return PlanOutcome(day, tuple(created), tuple(existing), carried, tuple(skipped))
+
+
+def read_plan_tasks(conn: sa.Connection, grid_code: str, day: date) -> list[dict]:
+    """Tasks of a grid's plan for ``day``: item code, kind, texts, first planned, age, status."""
+    rows = conn.execute(sa.text("""
+        SELECT i.code AS item_code, i.item_kind, i.text_zh, i.text_en, t.first_planned_on,
+               (p.day - t.first_planned_on) AS age_days, t.status, t.id AS task_id,
+               t.carried_from_id
+        FROM patrol_plan p JOIN grid g ON g.id = p.grid_id
+        JOIN patrol_task t ON t.plan_id = p.id JOIN checklist_item i ON i.id = t.item_id
+        WHERE g.code = :code AND g.valid_to IS NULL AND p.day = :day
+        ORDER BY t.first_planned_on, i.position, i.code
+    """), {"code": grid_code, "day": day}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def read_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> list[dict]:
+    """One row per plan of ``day``: grid, checklist, task counts by status, oldest open age."""
+    where, params = _under_params(conn, under)
+    rows = conn.execute(sa.text(f"""
+        SELECT g.code AS grid_code, c.code AS checklist, c.version,
+               count(*) AS tasks,
+               count(*) FILTER (WHERE t.status = 'done') AS done,
+               count(*) FILTER (WHERE t.status = 'open') AS open,
+               count(*) FILTER (WHERE t.first_planned_on < p.day) AS carried_in,
+               max(p.day - t.first_planned_on) AS max_age_days
+        FROM patrol_plan p JOIN grid g ON g.id = p.grid_id
+        JOIN checklist c ON c.id = p.checklist_id JOIN patrol_task t ON t.plan_id = p.id
+        WHERE p.day = :day AND {where}
+        GROUP BY g.code, c.code, c.version ORDER BY g.code"""),
+        {**params, "day": day}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------- patrols
+
+@dataclass(frozen=True)
+class PatrolOutcome:
+    """What :func:`record_patrol` did: the patrol id, whether it is new, lateness, warnings."""
+
+    patrol_id: int
+    created: bool
+    late: bool
+    plan_id: int | None
+    warnings: tuple[str, ...] = ()
+
+
+def _stored_submission(conn: sa.Connection, client_uuid: uuid.UUID
+                       ) -> tuple[int, bool, PatrolSubmission] | None:
+    row = conn.execute(sa.text(f"""
+        SELECT pa.id, pa.late, g.code, pa.person_id, pa.day, pa.started_at, pa.ended_at,
+               pa.entered_at, ST_AsBinary(ST_Transform(pa.track, {LONLAT_SRID})) AS track
+        FROM patrol pa LEFT JOIN grid g ON g.id = pa.grid_id
+        WHERE pa.client_uuid = :u"""), {"u": client_uuid}).first()
+    if row is None:
+        return None
+    results = conn.execute(sa.text("""
+        SELECT i.code, r.result, r.note FROM patrol_item_result r
+        JOIN checklist_item i ON i.id = r.item_id
+        WHERE r.patrol_id = :id AND (r.result <> 'not_checked' OR r.note IS NOT NULL)
+        ORDER BY i.code"""), {"id": row.id}).all()
+    track = shapely.from_wkb(bytes(row.track)) if row.track is not None else None
+    return row.id, row.late, PatrolSubmission(
+        client_uuid, row.code, row.person_id, row.day, row.started_at, row.ended_at,
+        row.entered_at, tuple(ItemResult(*r) for r in results), track)
+
+
+def record_patrol(conn: sa.Connection, submission: PatrolSubmission) -> PatrolOutcome:
+    """Store one patrol submission and mark its plan's tasks done.
+
+    - Idempotent on ``client_uuid``: the same content again returns the stored patrol
+      (``created=False``); other content under the same UUID is a :class:`Conflict` naming
+      the fields that differ.
+    - The grid must be a current base grid and the worker a known person (id or phone), else
+      :class:`InputError` naming the field.
+    - The day's plan is made on the fly if missing (with carry-over). Results must name tasks of
+      that plan; a task not reported is recorded ``not_checked`` and stays open (carried over).
+    - A task done late, after it was carried to a later plan, closes the carried task too.
+    """
+    person = read_person(conn, submission.worker)
+    normalised = _with_worker(submission, person.id)
+    stored = _stored_submission(conn, submission.client_uuid)
+    if stored is not None:
+        return _same_or_conflict(stored, normalised)
+    grid = read_grid(conn, submission.grid_code, field_name="grid_code")
+    if grid.level != Level.BASE:
+        raise InputError(f"grid_code: {grid.code} is a level-{grid.level} grid; patrols are "
+                         "planned per base grid (level 4)")
+    base = next(g for g in read_base_grids(conn, under=grid.code) if g["id"] == grid.id)
+    plan_id, _ = ensure_plan(conn, base, submission.day)
+    tasks = conn.execute(sa.text("""
+        SELECT t.id, t.item_id, i.code, t.status FROM patrol_task t
+        JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = :p ORDER BY i.position"""),
+        {"p": plan_id}).all()
+    check_results_against_plan(submission.results, [t.code for t in tasks])
+    warnings = _worker_warnings(conn, person, grid, submission.day)
+    srid = storage_srid(conn)
+    params = {"u": submission.client_uuid, "plan": plan_id, "person": person.id, "grid": grid.id,
+              "day": submission.day, "started": submission.started_at,
+              "ended": submission.ended_at, "entered": submission.entered_at,
+              "late": submission.late, "srid": srid,
+              "track": None if submission.track is None else shapely.to_wkb(submission.track)}
+    savepoint = conn.begin_nested()
+    try:
+        patrol_id = conn.execute(sa.text(f"""
+            INSERT INTO patrol (client_uuid, plan_id, person_id, grid_id, day, started_at,
+                ended_at, entered_at, late, track)
+            VALUES (:u, :plan, :person, :grid, :day, :started, :ended, :entered, :late,
+                CASE WHEN CAST(:track AS bytea) IS NULL THEN NULL ELSE ST_Multi(ST_Transform(
+                    ST_SetSRID(ST_GeomFromWKB(:track), {LONLAT_SRID}), :srid)) END)
+            RETURNING id"""), params).scalar_one()
+        savepoint.commit()
+    except sa.exc.IntegrityError:
+        savepoint.rollback()  # the same UUID was stored concurrently
+        stored = _stored_submission(conn, submission.client_uuid)
+        if stored is None:
+            raise
+        return _same_or_conflict(stored, normalised)
+    notes = {r.item_code: r.note for r in submission.results}
+    conn.execute(sa.text(
+        "INSERT INTO patrol_item_result (patrol_id, task_id, item_id, result, note) "
+        "VALUES (:patrol, :task, :item, :result, :note)"),
+        [{"patrol": patrol_id, "task": t.id, "item": t.item_id,
+          "result": submission.result_of(t.code), "note": notes.get(t.code)} for t in tasks])
+    done = [t.id for t in tasks if submission.result_of(t.code) in DONE_RESULTS]
+    if done:
+        conn.execute(sa.text("""
+            WITH RECURSIVE chain AS (
+                SELECT id FROM patrol_task WHERE id = ANY(:ids)
+                UNION
+                SELECT t.id FROM patrol_task t JOIN chain ON t.carried_from_id = chain.id)
+            UPDATE patrol_task SET status = 'done' WHERE id IN (SELECT id FROM chain)"""),
+            {"ids": done})
+    return PatrolOutcome(patrol_id, True, submission.late, plan_id, tuple(warnings))
+
+
+def _with_worker(submission: PatrolSubmission, person_id: int) -> PatrolSubmission:
+    return replace(submission, worker=person_id)
+
+
+def _same_or_conflict(stored: tuple[int, bool, PatrolSubmission],
+                      new: PatrolSubmission) -> PatrolOutcome:
+    patrol_id, late, old = stored
+    differ = diff_submissions(old, new)
+    if differ:
+        raise Conflict(f"client_uuid {new.client_uuid} is already patrol {patrol_id} with "
+                       f"other content", [f"{name} differs" for name in differ])
+    return PatrolOutcome(patrol_id, False, late, None)
+
+
+def _worker_warnings(conn: sa.Connection, person: PersonRecord, grid: GridRow,
+                     day: date) -> list[str]:
+    assigned = [a for a in read_assignments(conn, grid_id=grid.id, person_id=person.id)
+                if a.active_on(day)]
+    if assigned:
+        return []
+    return [f"worker {person.id} ({person.name}) is not assigned to grid {grid.code} on {day}"]
+
+
+def read_patrols(conn: sa.Connection, *, day: date | None = None,
+                 under: str | None = None) -> list[dict]:
+    """Stored patrols (of ``day``, of grids under ``under``) with result counts."""
+    where, params = _under_params(conn, under)
+    rows = conn.execute(sa.text(f"""
+        SELECT pa.id, pa.client_uuid::text AS client_uuid, g.code AS grid_code,
+               pe.name AS worker, pa.day, pa.started_at, pa.ended_at, pa.entered_at, pa.late,
+               count(r.id) FILTER (WHERE r.result = 'ok') AS ok,
+               count(r.id) FILTER (WHERE r.result = 'hazard_found') AS hazard_found,
+               count(r.id) FILTER (WHERE r.result = 'not_checked') AS not_checked,
+               coalesce(ST_Length(ST_Transform(pa.track, {LONLAT_SRID})::geography), 0)
+                   AS track_m
+        FROM patrol pa JOIN grid g ON g.id = pa.grid_id
+        LEFT JOIN person pe ON pe.id = pa.person_id
+        LEFT JOIN patrol_item_result r ON r.patrol_id = pa.id
+        WHERE (CAST(:day AS date) IS NULL OR pa.day = :day) AND {where}
+        GROUP BY pa.id, g.code, pe.name ORDER BY pa.day, g.code, pa.id"""),
+        {**params, "day": day}).mappings().all()
+    return [dict(r) for r in rows]
+
+
+# ---------------------------------------------------------------------------- coverage
+
+def record_patrol_coverage(conn: sa.Connection, day: date, *, buffer_m: float = DEFAULT_BUFFER_M,
+                           under: str | None = None,
+                           levels: Iterable[int] = (Level.BASE,)) -> pd.DataFrame:
+    """Measure and store the patrol coverage of ``day`` for current grids (under ``under``, at
+    ``levels``): the share of each grid's area within ``buffer_m`` m of that day's tracks.
+
+    Every track of the day counts for every grid it comes near (a worker crossing a neighbour's
+    grid covers it too). Grids with no track get 0. Rows are replaced on recomputation.
+    Returns ``grid_id, code, level, covered_share``.
+    """
+    grids = read_grids(conn, under=under)
+    grids = grids[grids["level"].isin([int(level) for level in levels])]
+    tracks = read_tracks(conn, day)
+    share = measure_patrol_coverage(grids, tracks, buffer_m=buffer_m)
+    result = pd.DataFrame({"grid_id": grids["id"].to_numpy(), "code": grids["code"].to_numpy(),
+                           "level": grids["level"].to_numpy(),
+                           "covered_share": share.to_numpy()})
+    if len(result):
+        conn.execute(sa.text("""
+            INSERT INTO patrol_coverage (grid_id, day, buffer_m, covered_share, computed_at)
+            VALUES (:g, :day, :buffer, :share, :now)
+            ON CONFLICT (grid_id, day, buffer_m) DO UPDATE
+            SET covered_share = EXCLUDED.covered_share, computed_at = EXCLUDED.computed_at"""),
+            [{"g": int(g), "day": day, "buffer": float(buffer_m), "share": float(s),
+              "now": datetime.now(timezone.utc)}
+             for g, s in zip(result["grid_id"], result["covered_share"])])
+    return result
+
+
+def read_tracks(conn: sa.Connection, day: date) -> gpd.GeoDataFrame:
+    """The tracks of every patrol of ``day`` (``patrol_id``, ``grid_id``), in the storage CRS."""
+    srid = storage_srid(conn)
+    rows = conn.execute(sa.text(
+        "SELECT id, grid_id, ST_AsBinary(track) FROM patrol "
+        "WHERE day = :day AND track IS NOT NULL ORDER BY id"), {"day": day}).all()
+    geoms = shapely.from_wkb([bytes(r[2]) for r in rows]) if rows else []
+    return gpd.GeoDataFrame({"patrol_id": [r[0] for r in rows], "grid_id": [r[1] for r in rows]},
+                            geometry=gpd.GeoSeries(geoms, crs=srid).values, crs=srid)
+
+
+def read_patrol_coverage(conn: sa.Connection, day: date, *,
+                         buffer_m: float = DEFAULT_BUFFER_M) -> pd.DataFrame:
+    """Stored coverage of ``day``: ``code, level, covered_share, computed_at``."""
+    rows = conn.execute(sa.text("""
+        SELECT g.code, g.level, c.covered_share, c.computed_at FROM patrol_coverage c
+        JOIN grid g ON g.id = c.grid_id WHERE c.day = :day AND c.buffer_m = :b
+        ORDER BY g.level, g.code"""), {"day": day, "b": float(buffer_m)}).all()
+    return pd.DataFrame(rows, columns=["code", "level", "covered_share", "computed_at"])
