@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "units": "units",
     "people": "people",
     "patrols": "patrols",
+    "ingest": "ingest",
 }
 
 

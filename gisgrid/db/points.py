@@ -1,0 +1,207 @@
+"""Storage of GPS points (``gps_point``): the grid chain read for assignment, and binary COPY.
+
+The only SQL of the bulk ingest. Rows are encoded straight from numpy arrays into
+PostgreSQL's binary COPY format (one structured-array pass per null pattern, no Python loop
+per row) and streamed through psycopg 3, inside the caller's transaction.
+
+Binary COPY layout (PostgreSQL docs, "COPY", binary format): a signature and two int32
+header words, then per row an int16 field count and per field an int32 byte length (-1 for
+NULL) followed by the value in network byte order; a trailing int16 -1. The geometry value is
+EWKB (little-endian, with the SRID), which PostGIS's binary input accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import psycopg
+import shapely
+import sqlalchemy as sa
+from psycopg.copy import QueuedLibpqWriter
+
+from gisgrid.assign import AssignedChain
+from gisgrid.db.engine import storage_srid
+
+#: Columns written by :func:`copy_points`, in COPY order (``id`` and ``patrol_id`` default).
+COPY_COLUMNS = ("person_id", "recorded_at", "accuracy_m", "geom", "city_grid_id",
+                "township_grid_id", "village_grid_id", "base_grid_id", "outside_grids")
+
+_SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
+_TRAILER = b"\xff\xff"
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since 1970
+_EWKB_POINT_WITH_SRID = 0x20000001
+_EWKB_SIZE = 25
+
+# name, dtype of the value, nullable
+_FIELDS = (
+    ("person_id", ">i8", False),
+    ("recorded_at", ">i8", False),
+    ("accuracy_m", ">f4", True),
+    ("geom", [("order", "u1"), ("type", "<u4"), ("srid", "<u4"), ("x", "<f8"), ("y", "<f8")],
+     False),
+    ("city_grid_id", ">i8", True),
+    ("township_grid_id", ">i8", True),
+    ("village_grid_id", ">i8", True),
+    ("base_grid_id", ">i8", True),
+    ("outside_grids", "u1", False),
+)
+_NULLABLE = [name for name, _, nullable in _FIELDS if nullable]
+
+
+@dataclass(frozen=True)
+class PointRows:
+    """Columns of GPS points ready to store (one chunk of a file).
+
+    ``recorded_at_us`` is microseconds since the Unix epoch (UTC); ``accuracy_m`` NaN means
+    unknown (NULL); ``chain`` holds the grid ids (``-1`` = NULL) and the outside flag.
+    """
+
+    person_id: np.ndarray
+    recorded_at_us: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    accuracy_m: np.ndarray
+    chain: AssignedChain
+
+    def __len__(self) -> int:
+        return len(self.person_id)
+
+
+def read_base_chain(conn: sa.Connection) -> gpd.GeoDataFrame:
+    """Current base grids with the ids of their village, township and city ancestors.
+
+    Returns a frame ready for :meth:`gisgrid.assign.GridIndex.build` (columns ``id``,
+    ``village_grid_id``, ``township_grid_id``, ``city_grid_id``; polygons in the storage CRS).
+    """
+    srid = storage_srid(conn)
+    rows = conn.execute(sa.text("""
+        SELECT b.id, v.id AS village_grid_id, t.id AS township_grid_id, c.id AS city_grid_id,
+               ST_AsBinary(b.geom) AS wkb
+        FROM grid b
+        LEFT JOIN grid v ON v.id = b.parent_id AND v.level = 3
+        LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
+        LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
+        WHERE b.level = 4 AND b.valid_to IS NULL
+        ORDER BY b.id
+    """)).all()
+    frame = pd.DataFrame(rows, columns=["id", "village_grid_id", "township_grid_id",
+                                        "city_grid_id", "wkb"])
+    geoms = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy()) if len(frame) else []
+    for column in ("village_grid_id", "township_grid_id", "city_grid_id"):
+        frame[column] = frame[column].astype("Int64")
+    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=srid).values, crs=srid)
+
+
+def read_person_ids(conn: sa.Connection) -> np.ndarray:
+    """Sorted ids of every person (a GPS file's ``worker`` must be one of them)."""
+    ids = conn.execute(sa.text("SELECT id FROM person ORDER BY id")).scalars().all()
+    return np.asarray(ids, dtype=np.int64)
+
+
+def count_points(conn: sa.Connection) -> int:
+    """Number of rows in ``gps_point``."""
+    return int(conn.execute(sa.text("SELECT count(*) FROM gps_point")).scalar_one())
+
+
+class PointWriter:
+    """Writes :class:`PointRows` into an open binary COPY (see :func:`copy_points`)."""
+
+    def __init__(self, copy: psycopg.Copy, srid: int):
+        self._copy = copy
+        self._srid = srid
+        self.rows = 0
+
+    def write(self, rows: PointRows) -> None:
+        """Encode ``rows`` and queue them to the server."""
+        self._copy.write(encode_rows(rows, self._srid))
+        self.rows += len(rows)
+
+
+@contextmanager
+def copy_points(conn: sa.Connection) -> Iterator[PointWriter]:
+    """Open one binary ``COPY gps_point FROM STDIN`` inside ``conn``'s transaction.
+
+    A background thread streams the encoded chunks to the server while the caller reads and
+    assigns the next chunk. An exception inside the block aborts the COPY (and the caller's
+    transaction rolls back).
+    """
+    srid = storage_srid(conn)
+    raw = conn.connection.driver_connection
+    columns = ", ".join(COPY_COLUMNS)
+    with raw.cursor() as cursor:
+        with cursor.copy(f"COPY gps_point ({columns}) FROM STDIN (FORMAT BINARY)",
+                         writer=QueuedLibpqWriter(cursor)) as copy:
+            copy.write(_SIGNATURE)
+            writer = PointWriter(copy, srid)
+            yield writer
+            copy.write(_TRAILER)
+
+
+def encode_rows(rows: PointRows, srid: int) -> bytes:
+    """The binary COPY tuples of ``rows`` (no signature, no trailer), in input order by null
+    pattern: rows sharing a pattern of NULLs are encoded together with one structured array.
+    """
+    n = len(rows)
+    if n == 0:
+        return b""
+    chain = rows.chain
+    values = {
+        "person_id": rows.person_id,
+        "recorded_at": rows.recorded_at_us - _PG_EPOCH_US,
+        "accuracy_m": rows.accuracy_m,
+        "city_grid_id": chain.city_grid_id,
+        "township_grid_id": chain.township_grid_id,
+        "village_grid_id": chain.village_grid_id,
+        "base_grid_id": chain.base_grid_id,
+        "outside_grids": chain.outside,
+    }
+    nulls = {
+        "accuracy_m": np.isnan(rows.accuracy_m),
+        "city_grid_id": chain.city_grid_id < 0,
+        "township_grid_id": chain.township_grid_id < 0,
+        "village_grid_id": chain.village_grid_id < 0,
+        "base_grid_id": chain.base_grid_id < 0,
+    }
+    pattern = np.zeros(n, dtype=np.int64)
+    for bit, name in enumerate(_NULLABLE):
+        pattern |= nulls[name].astype(np.int64) << bit
+    present = np.unique(pattern)
+    if len(present) == 1:
+        return _encode_pattern(rows, values, int(present[0]), slice(None), srid)
+    parts = []
+    for code in present:
+        where = np.flatnonzero(pattern == code)
+        parts.append(_encode_pattern(rows, values, int(code), where, srid))
+    return b"".join(parts)
+
+
+def _encode_pattern(rows: PointRows, values: dict, code: int, where, srid: int) -> bytes:
+    null_names = {name for bit, name in enumerate(_NULLABLE) if code >> bit & 1}
+    layout = [("count", ">i2")]
+    for name, dtype, _ in _FIELDS:
+        layout.append((f"{name}_len", ">i4"))
+        if name not in null_names:
+            layout.append((name, dtype))
+    lon = rows.lon[where]
+    out = np.empty(len(lon), dtype=np.dtype(layout))
+    out["count"] = len(_FIELDS)
+    for name, dtype, _ in _FIELDS:
+        if name in null_names:
+            out[f"{name}_len"] = -1
+        elif name == "geom":
+            out["geom_len"] = _EWKB_SIZE
+            geom = out["geom"]
+            geom["order"] = 1
+            geom["type"] = _EWKB_POINT_WITH_SRID
+            geom["srid"] = srid
+            geom["x"] = lon
+            geom["y"] = rows.lat[where]
+        else:
+            out[f"{name}_len"] = np.dtype(dtype).itemsize
+            out[name] = values[name][where]
+    return out.tobytes()

@@ -1,0 +1,133 @@
+"""Bulk GPS ingest into a real PostGIS: chain assignment, outside points, all-or-nothing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from tests.db.conftest import OUTSIDE, write_field_tree
+
+from gisgrid.cli import main
+from gisgrid.db import migrate
+from gisgrid.db.points import count_points
+from gisgrid.errors import InputError
+from gisgrid.ingest import ingest_points
+
+pytestmark = pytest.mark.db
+
+
+def add_people(conn, n: int = 2) -> list[int]:
+    return [conn.execute(sa.text(
+        "INSERT INTO person (name, kind) VALUES (:n, 'grid_worker') RETURNING id"),
+        {"n": f"网格员 {i}"}).scalar_one() for i in range(n)]
+
+
+def gps_frame(workers: list[int]) -> pd.DataFrame:
+    """One fix in each base grid, one on the FV-1 / FV-2 edge, one outside every grid."""
+    w1, w2 = workers
+    return pd.DataFrame({
+        "worker": [w1, w1, w2, w2, w1],
+        "time": ["2024-05-01T08:00:00+08:00", "2024-05-01 08:00:01", "2024-05-01T00:00:02Z",
+                 "2024-05-01T08:00:03.5", "2024-05-01 09:00:00"],
+        "lon": [114.505, 114.515, 114.525, 114.51, OUTSIDE[0]],
+        "lat": [30.51, 30.51, 30.51, 30.51, OUTSIDE[1]],
+        "accuracy": [5.0, None, 3.5, 12.0, 8.0],
+    })
+
+
+def write_file(frame: pd.DataFrame, path, kind: str):
+    if kind == "csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def stored(conn) -> pd.DataFrame:
+    rows = conn.execute(sa.text("""
+        SELECT person_id, recorded_at, accuracy_m, ST_X(geom) AS x, ST_Y(geom) AS y,
+               ST_SRID(geom) AS srid, base_grid_id, village_grid_id, township_grid_id,
+               city_grid_id, outside_grids
+        FROM gps_point ORDER BY recorded_at""")).mappings().all()
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(("kind", "chunk_size"), [("csv", 250_000), ("csv", 2),
+                                                  ("parquet", 2)])
+def test_points_get_their_chain_and_outside_points_are_kept(conn, tmp_path, kind, chunk_size):
+    ids = write_field_tree(conn)
+    workers = add_people(conn)
+    path = write_file(gps_frame(workers), tmp_path / f"gps.{kind}", kind)
+
+    summary = ingest_points(conn, path, chunk_size=chunk_size)
+
+    assert (summary.rows, summary.outside) == (5, 1)
+    got = stored(conn)
+    assert got["base_grid_id"].tolist()[:4] == [ids["FV-1"], ids["FV-2"], ids["FK-1"],
+                                                min(ids["FV-1"], ids["FV-2"])]
+    assert got["village_grid_id"].tolist()[:3] == [ids["FV"], ids["FV"], ids["FK"]]
+    assert set(got["township_grid_id"][:4]) == {ids["FT"]}
+    assert set(got["city_grid_id"][:4]) == {ids["FC"]}
+    outside = got.iloc[4]
+    assert bool(outside["outside_grids"]) and pd.isna(outside["base_grid_id"])
+    assert pd.isna(outside["city_grid_id"])
+    assert not got["outside_grids"][:4].any()
+    assert got["recorded_at"].tolist()[:3] == [
+        datetime(2024, 5, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(3)]
+    assert got["recorded_at"][3] == datetime(2024, 5, 1, 0, 0, 3, 500_000, tzinfo=timezone.utc)
+    assert pd.isna(got["accuracy_m"][1]) and got["accuracy_m"][2] == pytest.approx(3.5)
+    assert got["x"].tolist()[:2] == [114.505, 114.515] and set(got["srid"]) == {4490}
+    assert got["person_id"].tolist()[:3] == [workers[0], workers[0], workers[1]]
+
+
+def test_a_bad_file_stores_nothing_and_names_every_problem(conn, tmp_path):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    frame = gps_frame(workers)
+    frame.loc[1, "lat"] = 95.0
+    frame.loc[2, "worker"] = 999_999
+    frame.loc[4, "time"] = "yesterday"
+    path = write_file(frame, tmp_path / "bad.csv", "csv")
+    with pytest.raises(InputError) as info:
+        with conn.begin_nested():
+            ingest_points(conn, path, chunk_size=2)
+    assert info.value.details == [
+        "line 3: lat: 95.0 is outside -90..90",
+        "line 4: worker: no person with id 999999",
+        "line 6: time: 'yesterday' is not an ISO 8601 date-time",
+    ]
+    assert count_points(conn) == 0
+
+
+def test_missing_column_is_refused(conn, tmp_path):
+    path = write_file(gps_frame([1, 2]).drop(columns=["lat"]), tmp_path / "nolat.parquet",
+                      "parquet")
+    with pytest.raises(InputError, match="lat"):
+        ingest_points(conn, path)
+
+
+def test_cli_commits_the_file_and_exits_2_on_bad_input(make_database, tmp_path, monkeypatch,
+                                                       capsys):
+    url = make_database("ingest_cli")
+    migrate.upgrade(url)
+    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with engine.begin() as c:
+        write_field_tree(c)
+        workers = add_people(c)
+    monkeypatch.setenv("GISGRID_DATABASE_URL", url)
+    monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
+    good = write_file(gps_frame(workers), tmp_path / "gps.csv", "csv")
+
+    assert main(["ingest", "points", str(good), "--chunk-size", "2"]) == 0
+    assert "stored 5 points from gps.csv (1 outside every grid)" in capsys.readouterr().out
+
+    bad = gps_frame(workers).astype({"lon": object})
+    bad.loc[0, "lon"] = "east"
+    assert main(["ingest", "points", str(write_file(bad, tmp_path / "bad.csv", "csv"))]) == 2
+    err = capsys.readouterr().err
+    assert "line 2: lon: 'east' is not a number" in err
+    with engine.connect() as c:
+        assert count_points(c) == 5  # the bad file added nothing
+    engine.dispose()
