@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from gisgrid.config import Settings
 from gisgrid.db import migrate
-from gisgrid.db.engine import database_url
+from gisgrid.db.engine import database_url, storage_srid
 from gisgrid.db.server import EmbeddedServer
 from gisgrid.errors import DatabaseUnavailable
 
@@ -98,6 +98,13 @@ def status() -> None:
     head = migrate.head()
     state = "up to date" if revision == head else f"head is {head}: run 'gisgrid db upgrade'"
     click.echo(f"  schema revision: {revision or 'none'} ({state})")
+    if revision:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                click.echo(f"  storage SRID: {storage_srid(conn)}")
+        finally:
+            engine.dispose()
 
 
 @db.command()

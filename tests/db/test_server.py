@@ -156,6 +156,7 @@ def test_database_url_is_honoured(postgis_url, tmp_path):
         assert "external" in result.output
     result = runner.invoke(db_group, ["status"], env=env)
     assert result.exit_code == 0 and "up to date" in result.output
+    assert "storage SRID: 4490" in result.output
     assert runner.invoke(db_group, ["url"], env=env).output.strip() == postgis_url
     assert runner.invoke(db_group, ["upgrade"], env=env).exit_code == 0
     assert not (home / "pgdata").exists()  # no embedded cluster was made
