@@ -29,6 +29,7 @@ import csv
 import re
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +51,7 @@ FORMATS = ("csv", "parquet")
 DEFAULT_CHUNK_SIZE = 250_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_LISTED_PROBLEMS = 50
+REBUILD_MIN_ROWS = 1_000_000
 
 _CSV_TYPES = {"worker": pa.int64(), "time": pa.string(), "lon": pa.float64(),
               "lat": pa.float64(), "accuracy": pa.float32()}
@@ -140,20 +142,31 @@ def ingest_points(
     file_format: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
     index: GridIndex | None = None,
+    rebuild_indexes: bool | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestSummary:
     """Read, validate, assign and COPY a GPS file into ``gps_point`` within ``conn``'s
     transaction (the caller commits; on :class:`InputError` it must roll back).
 
     ``index`` defaults to one built from the current base grids in the database.
-    ``progress`` is called with the number of rows of each chunk written.
+    ``rebuild_indexes``: drop the table's secondary indexes before the COPY and build them
+    again after it (see :func:`gisgrid.db.points.suspended_indexes`); ``None`` decides from
+    the sizes: when the file holds at least :data:`REBUILD_MIN_ROWS` rows and at least a
+    quarter of the rows already stored. ``progress`` is called with each chunk's row count.
     """
     started = time.perf_counter()
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
     person_ids = store.read_person_ids(conn)
+    if rebuild_indexes is None:
+        incoming = estimate_row_count(path, file_format)
+        rebuild_indexes = (incoming >= REBUILD_MIN_ROWS
+                           and incoming >= store.estimate_point_count(conn) / 4)
     outside = 0
-    with store.copy_points(conn) as writer:
+    with ExitStack() as stack:
+        if rebuild_indexes:
+            stack.enter_context(store.suspended_indexes(conn))
+        writer = stack.enter_context(store.copy_points(conn))
         for chunk in read_gps_chunks(path, chunk_size=chunk_size, file_format=file_format,
                                      timezone=timezone, person_ids=person_ids):
             chain = assign_points(index, chunk.lon, chunk.lat)
@@ -163,6 +176,7 @@ def ingest_points(
             outside += int(chain.outside.sum())
             if progress is not None:
                 progress(len(chunk))
+        # leaving the stack ends the COPY, then builds the suspended indexes again
     return IngestSummary(rows=writer.rows, outside=outside,
                          seconds=time.perf_counter() - started)
 
@@ -172,6 +186,12 @@ def count_rows_hint(path: str | Path, file_format: str | None = None) -> int | N
     if detect_format(Path(path), file_format) == "parquet":
         return pq.ParquetFile(path).metadata.num_rows
     return None
+
+
+def estimate_row_count(path: str | Path, file_format: str | None = None) -> int:
+    """Rows of the file: exact for Parquet, from the file size for CSV."""
+    exact = count_rows_hint(path, file_format)
+    return exact if exact is not None else Path(path).stat().st_size // _BYTES_PER_CSV_ROW
 
 
 # ------------------------------------------------------------------------------ reading

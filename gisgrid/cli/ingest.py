@@ -36,7 +36,12 @@ def ingest() -> None:
               help="File format (default: from the suffix, .csv or .parquet).")
 @click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True,
               help="Time zone of times written without an offset.")
-def points(file: Path, chunk_size: int, file_format: str | None, timezone: str) -> None:
+@click.option("--rebuild-indexes/--keep-indexes", default=None,
+              help="Drop gps_point's secondary indexes during the load and build them after "
+                   "(default: only when the file is large next to the table; the table is "
+                   "locked against readers meanwhile).")
+def points(file: Path, chunk_size: int, file_format: str | None, timezone: str,
+           rebuild_indexes: bool | None) -> None:
     """Load GPS points from FILE (columns worker, time, lon, lat, accuracy).
 
     Each point is assigned to its base grid, village/community, township and city; the
@@ -51,7 +56,8 @@ def points(file: Path, chunk_size: int, file_format: str | None, timezone: str) 
               file=sys.stderr, disable=None, desc=file.name) as bar:
         with engine.begin() as conn:
             summary = ingest_points(conn, file, chunk_size=chunk_size, file_format=file_format,
-                                    timezone=timezone, progress=bar.update)
+                                    timezone=timezone, rebuild_indexes=rebuild_indexes,
+                                    progress=bar.update)
     click.echo(f"stored {summary.rows} points from {file.name} "
                f"({summary.outside} outside every grid) in {summary.seconds:.1f} s "
                f"({summary.rate:,.0f} points/s)")

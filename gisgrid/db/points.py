@@ -108,6 +108,36 @@ def count_points(conn: sa.Connection) -> int:
     return int(conn.execute(sa.text("SELECT count(*) FROM gps_point")).scalar_one())
 
 
+def estimate_point_count(conn: sa.Connection) -> int:
+    """The planner's estimate of the rows in ``gps_point`` (cheap; 0 for a new table)."""
+    value = conn.execute(sa.text(
+        "SELECT reltuples FROM pg_class WHERE oid = 'gps_point'::regclass")).scalar_one()
+    return max(int(value), 0)
+
+
+@contextmanager
+def suspended_indexes(conn: sa.Connection) -> Iterator[list[str]]:
+    """Drop the secondary indexes of ``gps_point`` for the block, then build them again.
+
+    For loads that are large next to the table: building an index once is far cheaper than
+    maintaining it row by row (a GiST index on randomly placed points most of all). Both
+    steps run in the caller's transaction, so a failure restores the indexes; meanwhile the
+    table is locked against readers (ACCESS EXCLUSIVE) until the transaction ends. Yields the
+    names of the suspended indexes. The primary key stays.
+    """
+    rows = conn.execute(sa.text("""
+        SELECT i.relname, pg_get_indexdef(x.indexrelid)
+        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+        WHERE x.indrelid = 'gps_point'::regclass AND NOT x.indisprimary
+        ORDER BY i.relname""")).all()
+    for name, _ in rows:
+        conn.execute(sa.text(f'DROP INDEX "{name}"'))
+    yield [name for name, _ in rows]
+    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+    for _, definition in rows:
+        conn.execute(sa.text(definition))
+
+
 class PointWriter:
     """Writes :class:`PointRows` into an open binary COPY (see :func:`copy_points`)."""
 

@@ -82,6 +82,21 @@ def test_points_get_their_chain_and_outside_points_are_kept(conn, tmp_path, kind
     assert got["person_id"].tolist()[:3] == [workers[0], workers[0], workers[1]]
 
 
+def test_rebuilding_indexes_keeps_them(conn, tmp_path):
+    def indexes():
+        return sorted(conn.execute(sa.text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'gps_point'")).scalars())
+
+    before = indexes()
+    ids = write_field_tree(conn)
+    path = write_file(gps_frame(add_people(conn)), tmp_path / "gps.csv", "csv")
+    summary = ingest_points(conn, path, rebuild_indexes=True)
+    assert summary.rows == 5 and indexes() == before and len(before) >= 3
+    hits = conn.execute(sa.text("""SELECT count(*) FROM gps_point p JOIN grid g
+        ON ST_Contains(g.geom, p.geom) WHERE g.id = :id"""), {"id": ids["FK-1"]}).scalar_one()
+    assert hits == 1
+
+
 def test_a_bad_file_stores_nothing_and_names_every_problem(conn, tmp_path):
     write_field_tree(conn)
     workers = add_people(conn)
