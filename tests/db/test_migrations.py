@@ -137,3 +137,22 @@ def test_every_geometry_has_gist_index(conn):
             "SELECT count(*) FROM pg_indexes WHERE tablename = :t AND indexdef ILIKE "
             "'%USING gist (' || :c || ')%'"), {"t": table, "c": column}).scalar()
         assert indexed == 1, (table, column)
+
+
+def test_grid_row_version_is_optimistic_lock(session):
+    from sqlalchemy.orm.exc import StaleDataError
+
+    from gisgrid.db.models import Grid
+
+    grid = Grid(code="T1", name="测试市", level=1, kind="city", path="T1", geom=SQUARE)
+    session.add(grid)
+    session.flush()
+    assert grid.row_version == 1
+    grid.name = "测试市（改）"
+    session.flush()
+    assert grid.row_version == 2
+    session.connection().execute(sa.text("UPDATE grid SET row_version = 7 WHERE id = :id"),
+                                 {"id": grid.id})
+    grid.name = "stale edit"
+    with pytest.raises(StaleDataError):
+        session.flush()

@@ -247,3 +247,17 @@ def test_get_engine_starts_the_embedded_server_on_demand(second_server):
         assert get_engine(settings) is engine
     finally:
         dispose_engines()
+
+
+def test_missing_postgis_is_explained(tmp_path):
+    from gisgrid.db.server import check_postgis
+
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "postgres").write_text("#!/bin/sh\necho 'postgres (PostgreSQL) 99.1'\n")
+    (fake / "postgres").chmod(0o755)
+    with pytest.raises(DatabaseUnavailable) as info:
+        check_postgis(fake)
+    text = str(info.value)
+    assert "PostGIS extension is not installed" in text
+    assert "GISGRID_DATABASE_URL" in text and "postgis/postgis" in text
