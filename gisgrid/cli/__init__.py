@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     """Console-script entry point."""
     _register()
     try:
-        cli.main(args=argv, prog_name="gisgrid", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="gisgrid", standalone_mode=False)
     except GisgridError as exc:
         click.echo(f"gisgrid: {exc}", err=True)
         return exc.exit_code
@@ -59,7 +59,8 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
-    return 0
+    # ``ctx.exit(n)`` inside a command comes back as the return value (standalone_mode=False)
+    return result if isinstance(result, int) else 0
 
 
 def run() -> None:  # pragma: no cover - thin wrapper for python -m

@@ -48,6 +48,12 @@ def write_field_tree(connection: sa.Connection, prefix: str = "") -> dict[str, i
     return ids
 
 
+@pytest.fixture(scope="session")
+def field_tree_writer():
+    """:func:`write_field_tree`, for fixtures that write the tree on their own connection."""
+    return write_field_tree
+
+
 @pytest.fixture
 def field_grids(conn) -> dict[str, int]:
     """The field grid tree inside the test's rolled-back transaction; ids by name."""
