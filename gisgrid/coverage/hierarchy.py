@@ -251,6 +251,11 @@ def validate_level(frame: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None = N
         layer.level = parent_layer.level + 1
     findings, by_parent = check_level(layer, parent_layer, crs, metric_crs, min_area=min_area,
                                       sliver_width=sliver_width, straddle_share=straddle_share)
+    if parent_layer is not None:   # the reference layer's own broken geometries are reported too
+        findings += measure_findings(
+            checks.check_geometries(parent_layer.geoms, parent_layer.codes, parent_layer.level,
+                                    parent_layer.parent_codes),
+            crs, metric_crs, min_area=min_area, sliver_width=sliver_width)
     findings = finalise_findings(_ordered(findings), accepted)
     return CoverageReport(findings=findings, crs=crs, metric_crs=metric_crs,
                           features_by_level={layer.level: len(frame)},
