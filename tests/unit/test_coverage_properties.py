@@ -21,22 +21,29 @@ MIN_AREA = 1.0
 
 def bow_tie_of(cell):
     """The cell with two consecutive ring vertices swapped: a self-intersecting ring."""
-    ring = np.asarray(cell.exterior.coords)[:-1]
-    ring[[0, 1]] = ring[[1, 0]]
-    return shapely.Polygon(ring)
+    coords = np.asarray(cell.exterior.coords)[:-1]
+    for k in range(len(coords)):
+        ring = np.roll(coords, -k, axis=0)
+        ring[[0, 1]] = ring[[1, 0]]
+        tie = shapely.Polygon(ring)
+        if not tie.is_valid:
+            return tie
+    raise AssertionError(f"no swap of neighbouring vertices makes {cell} invalid")
 
 
-def pick_apart(cells, rng, counts):
-    """Disjoint groups of cell indices, no two picked cells touching each other."""
+def pick_apart(cells, rng, counts, min_vertices=(0, 0, 0)):
+    """Disjoint groups of cell indices, no two picked cells touching each other; the cells of
+    group k have at least ``min_vertices[k]`` ring vertices."""
     tree = shapely.STRtree(cells)
     blocked: set[int] = set()
     groups = []
-    for count in counts:
+    n_vertices = shapely.get_num_coordinates(cells) - 1
+    for count, least in zip(counts, min_vertices):
         group = []
         for i in rng.permutation(len(cells)):
             if len(group) == count:
                 break
-            if int(i) in blocked:
+            if int(i) in blocked or n_vertices[i] < least:
                 continue
             group.append(int(i))
             blocked.update(int(j) for j in tree.query(cells[i].buffer(1.0), predicate="intersects"))
@@ -60,7 +67,8 @@ def test_injected_defects_are_recovered(seed, shifts, deletions, bow_ties, dx, d
     children, parents = voronoi_frame(60, seed, 2000)
     cells = children.geometry.values.copy()
     rng = np.random.default_rng(seed)
-    shifted, deleted, tied = pick_apart(cells, rng, [shifts, deletions, bow_ties])
+    shifted, deleted, tied = pick_apart(cells, rng, [shifts, deletions, bow_ties],
+                                         min_vertices=(0, 0, 4))
     for i in shifted:
         cells[i] = shapely.affinity.translate(cells[i], dx, dy)
     for i in tied:
