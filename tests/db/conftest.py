@@ -1,6 +1,7 @@
 """Fixtures of the field-operation DB tests: a small grid tree and the plan's checklists.
 
-The field grid tree, in degrees (CGCS2000), away from the other tests' grids::
+The field grid tree, in degrees (CGCS2000), away from the other tests' grids, written through
+the grid store like any import::
 
     114.50        114.51        114.52        114.53
     +-------------+-------------+-------------+  30.52
@@ -28,23 +29,27 @@ OUTSIDE = (114.60, 30.51)
 
 
 def write_field_tree(connection: sa.Connection, prefix: str = "") -> dict[str, int]:
-    """Insert :data:`FIELD_TREE` (codes prefixed with ``prefix``); return grid ids by name."""
+    """Store :data:`FIELD_TREE` (codes prefixed with ``prefix``) through the grid store, level
+    by level (:func:`gisgrid.grids.prepare_grids`, :func:`gisgrid.db.grids.write_grids`);
+    return grid ids by name."""
+    import geopandas as gpd
+    import shapely
+
+    from gisgrid.db.engine import storage_srid
+    from gisgrid.db.grids import write_grids
+    from gisgrid.grids import prepare_grids
+
     ids: dict[str, int] = {}
-    paths: dict[str, str] = {}
-    srid = connection.execute(sa.text(
-        "SELECT coalesce((SELECT value FROM setting WHERE key = 'storage_srid'), '4490')")
-    ).scalar_one()
-    for name, level, kind, parent, (x0, y0, x1, y1) in FIELD_TREE:
-        code = prefix + name
-        paths[name] = f"{paths[parent]}.{code}" if parent else code
-        wkt = f"MULTIPOLYGON((({x0} {y0},{x1} {y0},{x1} {y1},{x0} {y1},{x0} {y0})))"
-        ids[name] = connection.execute(sa.text("""
-            INSERT INTO grid (code, name, level, kind, parent_id, path, geom)
-            VALUES (:code, :name, :level, :kind, :parent, :path,
-                    ST_Transform(ST_GeomFromText(:wkt, 4490), :srid)) RETURNING id"""),
-            {"code": code, "name": f"{name} 网格", "level": level, "kind": kind,
-             "parent": ids.get(parent), "path": paths[name], "wkt": wkt,
-             "srid": int(srid)}).scalar_one()
+    for level in (1, 2, 3, 4):
+        rows = [r for r in FIELD_TREE if r[1] == level]
+        layer = gpd.GeoDataFrame(
+            {"code": [prefix + r[0] for r in rows], "name": [f"{r[0]} 网格" for r in rows],
+             "kind": [r[2] for r in rows],
+             "parent_code": [prefix + r[3] if r[3] else None for r in rows]},
+            geometry=[shapely.box(*r[4]) for r in rows], crs=4490)
+        prepared = prepare_grids(layer, level, storage_crs=storage_srid(connection))
+        written = write_grids(connection, prepared, actor="tests", change="create")
+        ids.update({r[0]: grid_id for r, grid_id in zip(rows, written)})
     return ids
 
 
