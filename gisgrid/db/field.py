@@ -475,9 +475,14 @@ def _open_tasks(conn: sa.Connection, grid_id: int, day: date) -> list[OpenTask]:
     return [OpenTask(code, first, task_id, item_id) for code, first, task_id, item_id in rows]
 
 
-def ensure_plan(conn: sa.Connection, grid: Mapping, day: date) -> tuple[int, DailyPlan | None]:
+def ensure_plan(conn: sa.Connection, grid: Mapping, day: date, *,
+                checklists: dict | None = None) -> tuple[int, DailyPlan | None]:
     """The plan id of base grid ``grid`` (a :func:`read_base_grids` row) for ``day``, building
-    and storing it when missing (then the :class:`DailyPlan` is returned too, else None)."""
+    and storing it when missing (then the :class:`DailyPlan` is returned too, else None).
+
+    ``checklists`` is an optional cache of checklists read in this transaction, shared across
+    calls by :func:`build_plans`.
+    """
     conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid["id"]})
     existing = conn.execute(sa.text(
         "SELECT id FROM patrol_plan WHERE grid_id = :g AND day = :d"),
@@ -486,10 +491,14 @@ def ensure_plan(conn: sa.Connection, grid: Mapping, day: date) -> tuple[int, Dai
         return existing, None
     if grid["village_kind"] is None:
         raise InputError(f"grid {grid['code']}: no village/community parent, so no checklist")
-    checklist_id = find_checklist(conn, checklist_code_for(grid["village_kind"]),
-                                  city_id=grid["city_id"], day=day)
-    checklist, item_ids = read_checklist(conn, checklist_id)
-    plan = build_daily_plan(grid["code"], day, checklist, _open_tasks(conn, grid["id"], day))
+    cache = {} if checklists is None else checklists
+    key = (checklist_code_for(grid["village_kind"]), grid["city_id"], day)
+    if key not in cache:
+        checklist_id = find_checklist(conn, key[0], city_id=key[1], day=day)
+        cache[key] = (checklist_id, *read_checklist(conn, checklist_id))
+    checklist_id, checklist, item_ids = cache[key]
+    open_tasks = _open_tasks(conn, grid["id"], day)
+    plan = build_daily_plan(grid["code"], day, checklist, open_tasks)
     plan_id = conn.execute(sa.text(
         "INSERT INTO patrol_plan (grid_id, day, checklist_id) VALUES (:g, :d, :c) RETURNING id"),
         {"g": grid["id"], "d": day, "c": checklist_id}).scalar_one()
@@ -498,13 +507,12 @@ def ensure_plan(conn: sa.Connection, grid: Mapping, day: date) -> tuple[int, Dai
         "VALUES (:plan, :item, :carried, :first, 'open')"),
         [{"plan": plan_id, "item": t.item_id or item_ids[t.item_code],
           "carried": t.carried_from_id, "first": t.first_planned_on} for t in plan.tasks])
-    carried = [t.task_id for t in plan.carried if t.task_id is not None]
-    # tasks open on older days for an item carried from a newer one are superseded too
-    stale = [t.task_id for t in _open_tasks(conn, grid["id"], day) if t.task_id is not None]
-    if carried or stale:
+    # every task still open on an earlier day now lives on in this plan (an item open on
+    # several days is carried once, from its oldest task; the others are superseded)
+    if open_tasks:
         conn.execute(sa.text(
             "UPDATE patrol_task SET status = 'carried_over' WHERE id = ANY(:ids)"),
-            {"ids": sorted(set(carried) | set(stale))})
+            {"ids": [t.task_id for t in open_tasks]})
     return plan_id, plan
 
 
@@ -512,14 +520,16 @@ def build_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> 
     """Make the plan of every current base grid (under ``under``) for ``day``.
 
     Idempotent: a grid that already has its plan for ``day`` is left alone. Items not done on
-    earlier plans are carried into the new plan with their first-planned day.
+    earlier plans are carried into the new plan with their first-planned day. Base grids with
+    no village/community parent have no checklist and are listed as skipped.
     """
     created, existing, skipped, carried = [], [], [], 0
+    checklists: dict = {}
     for grid in read_base_grids(conn, under=under):
         if grid["village_kind"] is None:
             skipped.append(grid["code"])
             continue
-        _, plan = ensure_plan(conn, grid, day)
+        _, plan = ensure_plan(conn, grid, day, checklists=checklists)
         if plan is None:
             existing.append(grid["code"])
         else:
