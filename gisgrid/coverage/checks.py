@@ -62,7 +62,7 @@ def widths_of(geoms: np.ndarray) -> np.ndarray:
     area = shapely.area(geoms)
     perim = shapely.length(geoms)
     with np.errstate(divide="ignore", invalid="ignore"):
-        tol = np.where(perim > 0, np.maximum(0.01 * area / perim, 1e-4), 1e-4)
+        tol = np.where(perim > 0, np.maximum(0.1 * area / perim, 1e-3), 1e-3)
     radius = shapely.length(shapely.maximum_inscribed_circle(geoms, tol))
     return 2.0 * np.nan_to_num(radius)
 
