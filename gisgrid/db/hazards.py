@@ -39,7 +39,6 @@ from gisgrid.hazards.workflow import (
     Action,
     HazardEvent,
     State,
-    action_between,
     apply_transition,
     first_event,
 )
@@ -262,15 +261,13 @@ def record_hazard(
 
 
 def _insert_event(conn: sa.Connection, hazard_id: int, event: HazardEvent) -> None:
-    # The log stores states only: the action follows from them (one action per pair of
-    # states in the table); a role is kept with the actor as "name (role)".
-    actor = f"{event.actor} ({event.role})" if event.role else event.actor
     conn.execute(sa.text("""
-        INSERT INTO hazard_event (hazard_id, from_state, to_state, actor, at, note)
-        VALUES (:hazard_id, :from_state, :to_state, :actor, :at, :note)
+        INSERT INTO hazard_event (hazard_id, from_state, to_state, action, actor, role, at, note)
+        VALUES (:hazard_id, :from_state, :to_state, :action, :actor, :role, :at, :note)
     """), {"hazard_id": hazard_id,
            "from_state": event.from_state.value if event.from_state else None,
-           "to_state": event.to_state.value, "actor": actor, "at": event.at,
+           "to_state": event.to_state.value, "action": event.action,
+           "actor": event.actor, "role": event.role, "at": event.at,
            "note": event.note or None})
 
 
@@ -325,16 +322,11 @@ def advance_hazard(
 def read_events(conn: sa.Connection, hazard_id: int) -> list[HazardEvent]:
     """The hazard's history, oldest first."""
     rows = conn.execute(sa.text("""
-        SELECT from_state, to_state, actor, at, note FROM hazard_event
+        SELECT from_state, to_state, action, actor, role, at, note FROM hazard_event
         WHERE hazard_id = :id ORDER BY at, id
     """), {"id": hazard_id})
-    events = []
-    for r in rows:
-        source = State(r.from_state) if r.from_state else None
-        target = State(r.to_state)
-        events.append(HazardEvent(source, target, action_between(source, target), r.actor,
-                                  r.at, r.note or ""))
-    return events
+    return [HazardEvent(State(r.from_state) if r.from_state else None, State(r.to_state),
+                        r.action, r.actor, r.at, r.note or "", r.role) for r in rows]
 
 
 def read_photos(conn: sa.Connection, hazard_id: int) -> list[StoredPhoto]:

@@ -446,7 +446,9 @@ class HazardEvent(Base):
         BigInteger, ForeignKey("hazard.id", ondelete="CASCADE"), nullable=False, index=True)
     from_state: Mapped[str | None] = mapped_column(Text)
     to_state: Mapped[str] = mapped_column(Text, nullable=False)
+    action: Mapped[str] = mapped_column(Text, nullable=False)
     actor: Mapped[str] = mapped_column(Text, nullable=False)
+    role: Mapped[str | None] = mapped_column(Text)
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False,
                                             server_default=func.now())
     note: Mapped[str | None] = mapped_column(Text)

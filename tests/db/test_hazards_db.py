@@ -154,7 +154,8 @@ def test_full_workflow_logs_every_step_and_closes(conn, grids, tmp_path):
     assert hazard.state == "closed" and hazard.closed_at == at
     events = read_events(conn, hazard.id)
     assert [e.action for e in events] == ["report", *steps]
-    assert events[-1].actor == "安监站李四 (township)"
+    assert (events[-1].actor, events[-1].role) == ("安监站李四", "township")
+    assert events[-2].role is None
     with pytest.raises(IllegalTransition, match="结案 closed"):
         advance_hazard(conn, hazard.id, "dispatch", actor="x", at=at)
     assert len(read_events(conn, hazard.id)) == len(steps) + 1
