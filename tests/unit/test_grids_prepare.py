@@ -295,3 +295,32 @@ def test_dotted_codes_must_extend_the_parent_code():
     assert caught.value.details[0] == "row 1 (code 421281.01.001): same place in the grid tree as row 3"
     assert caught.value.details[1].startswith("row 2 (code X.1): code contains '.'")
     assert caught.value.details[2] == "row 3 (code 001): same place in the grid tree as row 1"
+
+
+def test_neighbours_still_share_their_vertices_after_snapping():
+    """Voronoi cells with shared off-grid vertices stay a valid coverage once prepared."""
+    rng = np.random.default_rng(7)
+    extent = box(X0, Y0, X0 + 0.05, Y0 + 0.05)
+    seeds = shapely.multipoints(rng.uniform([X0, Y0], [X0 + 0.05, Y0 + 0.05], size=(300, 2)))
+    cells = shapely.intersection(
+        shapely.get_parts(shapely.voronoi_polygons(seeds, extend_to=extent)), extent)
+    assert shapely.coverage_is_valid(cells)
+    layer = make_layer([(f"V{i}", None, g) for i, g in enumerate(cells)], crs=4326)
+
+    frame = prepare_grids(layer, 1).frame
+
+    assert shapely.coverage_is_valid(frame.geometry.values)
+    assert frame.geometry.is_valid.all()
+
+
+def test_snapping_a_collapsing_sliver_falls_back_to_the_valid_snap():
+    sliver = shapely.Polygon([(X0, Y0), (X0 + D, Y0), (X0 + D, Y0 + 3e-8), (X0, Y0 + 2e-8)])
+    bowtie_after_rounding = shapely.Polygon(
+        [(X0, Y0), (X0 + D, Y0 + 0.6e-7), (X0 + D, Y0 + 2e-7), (X0 + D / 2, Y0 + 0.4e-7),
+         (X0, Y0 + 2e-7)])
+
+    snapped = snap_grid_geometries([sliver, bowtie_after_rounding, None], 4490)
+
+    assert snapped[0].is_empty
+    assert snapped[1].is_valid and snapped[1].geom_type == "MultiPolygon"
+    assert snapped[2] is None
