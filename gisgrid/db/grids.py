@@ -66,7 +66,9 @@ def write_grids(conn: sa.Connection, prepared: PreparedGrids, *, actor: str | No
     Returns
     -------
     list of int
-        The grid id of each row of ``prepared.frame``, in order.
+        The grid id of each row of ``prepared.frame``, in order. Rows named in errors are
+        counted from 1 in that order (the source file's order when it comes from
+        :func:`~gisgrid.grids.prepare_grids`).
 
     Raises
     ------
@@ -188,7 +190,7 @@ def _refuse_empty(frame: gpd.GeoDataFrame, geoms: np.ndarray) -> None:
         raise ImportRefused(
             "refused, nothing was written: some grids have no area at the storage precision",
             [f"row {int(pos) + 1} (code {code}): empty geometry"
-             for pos, code in zip(frame.index[empty], frame["code"][empty])])
+             for pos, code in zip(np.flatnonzero(empty), frame["code"].to_numpy()[empty])])
 
 
 def _stage(conn: sa.Connection, frame: gpd.GeoDataFrame, geoms: np.ndarray, *,
@@ -205,7 +207,7 @@ def _stage(conn: sa.Connection, frame: gpd.GeoDataFrame, geoms: np.ndarray, *,
             wkb bytea NOT NULL, area_m2 float8,
             parent_id bigint, path text, grid_id bigint, changed boolean NOT NULL DEFAULT false
         ) ON COMMIT DROP"""))
-    rows = zip(frame.index, frame["code"], frame["name"], frame["level"], frame["kind"],
+    rows = zip(range(len(frame)), frame["code"], frame["name"], frame["level"], frame["kind"],
                frame["parent_code"], frame["org"], wkbs, areas)
     cursor = conn.connection.driver_connection.cursor()
     with cursor, cursor.copy(f"COPY grid_stage ({', '.join(_STAGE_COLUMNS)}) "

@@ -20,7 +20,8 @@ from shapely import box
 from gisgrid.crs import local_metric_crs
 from gisgrid.db.grids import codes_by_level, known_codes, read_grids, write_grids
 from gisgrid.errors import CRSError, ImportRefused, NotFound
-from gisgrid.grids import prepare_grids
+from gisgrid.grids import PreparedGrids, prepare_grids
+from gisgrid.levels import Level
 
 pytestmark = pytest.mark.db
 
@@ -232,3 +233,17 @@ def test_many_grids_round_trip(conn):
     assert frame["id"].tolist() == ids
     assert shapely.equals_exact(frame.geometry.values, prepared.frame.geometry.values,
                                 tolerance=0).all()
+
+
+def test_a_frame_read_back_can_be_written_as_an_edit(conn, hierarchy):
+    """Editing reads grids, changes them, and writes them back through the same store."""
+    frame = read_grids(conn, level=3).set_index("code", drop=False)
+    frame.loc["C.01.001", "name"] = "改名"
+    prepared = PreparedGrids(frame=frame, level=Level.VILLAGE)
+
+    ids = write_grids(conn, prepared, actor="editor", change="edit", reason="rename")
+
+    assert ids == [hierarchy[c] for c in frame["code"]]
+    after = read_grids(conn, level=3).set_index("code")
+    assert after["version"].to_dict() == {"C.01.001": 2, "C.01.002": 1, "C.02.001": 1}
+    assert history(conn, hierarchy["C.01.001"])[-1].reason == "rename"
