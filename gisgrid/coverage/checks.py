@@ -203,7 +203,9 @@ def check_partition(fixed: np.ndarray, codes: Sequence[str], level, parent_code,
     if parent_geom is not None and not shapely.is_empty(parent_geom):
         tree = shapely.STRtree(fixed)
         gaps = _area_parts(shapely.difference(parent_geom, union))
-        findings.extend(gap_findings(gaps, tree, codes, level, parent_code))
+        minx, miny, maxx, maxy = shapely.bounds(parent_geom)
+        touch = 1e-7 * max(maxx - minx, maxy - miny)   # overlay round-off, in CRS units
+        findings.extend(gap_findings(gaps, tree, codes, level, parent_code, touch))
         outside = _area_parts(shapely.difference(union, parent_geom))
         for part in outside:
             hits = tree.query(part, predicate="intersects")
@@ -264,7 +266,8 @@ def check_holes(union, level, tree: shapely.STRtree, codes) -> list[Finding]:
             hole = shapely.Polygon(ring)
             if hole.area > 0:
                 holes.append(hole)
-    return gap_findings(holes, tree, codes, level, None)
+    minx, miny, maxx, maxy = shapely.bounds(union) if not shapely.is_empty(union) else (0, 0, 0, 0)
+    return gap_findings(holes, tree, codes, level, None, 1e-7 * max(maxx - minx, maxy - miny))
 
 
 def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_codes, parent_fixed,
