@@ -292,7 +292,8 @@ def test_dotted_codes_must_extend_the_parent_code():
     with pytest.raises(ImportRefused) as caught:
         prepare_grids(layer, 3)
 
-    assert caught.value.details[0] == "row 1 (code 421281.01.001): same place in the grid tree as row 3"
+    assert caught.value.details[0] == (
+        "row 1 (code 421281.01.001): same place in the grid tree as row 3")
     assert caught.value.details[1].startswith("row 2 (code X.1): code contains '.'")
     assert caught.value.details[2] == "row 3 (code 001): same place in the grid tree as row 1"
 
