@@ -51,7 +51,7 @@ FORMATS = ("csv", "parquet")
 DEFAULT_CHUNK_SIZE = 250_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_LISTED_PROBLEMS = 50
-REBUILD_MIN_ROWS = 1_000_000
+REBUILD_MIN_ROWS = 200_000
 
 _CSV_TYPES = {"worker": pa.int64(), "time": pa.string(), "lon": pa.float64(),
               "lat": pa.float64(), "accuracy": pa.float32()}
@@ -241,10 +241,13 @@ class _Problems:
                          details)
 
 
-def _read_csv_header(path: Path) -> list[str]:
+def _read_csv_head(path: Path) -> tuple[list[str], dict[str, str]]:
+    """The header's column names and the first data row (empty when there is none)."""
     with open(path, encoding="utf-8-sig", newline="") as fh:
-        header = next(csv.reader(fh), [])
-    return [name.strip() for name in header]
+        rows = csv.reader(fh)
+        header = [name.strip() for name in next(rows, [])]
+        first = next(rows, [])
+    return header, dict(zip(header, first))
 
 
 def _check_columns(names: list[str], path: Path) -> None:
@@ -259,16 +262,20 @@ def _csv_batches(path: Path, chunk_size: int,
                  problems: _Problems) -> Iterator[tuple[int, pa.RecordBatch]]:
     """Typed batches from pyarrow's streaming CSV reader; after a value pyarrow cannot convert
     it re-reads the file with string columns from that row on, to name each bad value."""
-    names = _read_csv_header(path)
+    names, first = _read_csv_head(path)
     _check_columns(names, path)
     wanted = [c for c in (*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS) if c in names]
+    types = {c: _CSV_TYPES[c] for c in wanted}
+    # Parse times in the reader (fast, multi-threaded) as zoned or local by the first row;
+    # a file mixing both falls back to the string reader below, which handles each row.
+    first_time = first.get("time", "").strip()
+    types["time"] = pa.timestamp("us", tz="UTC" if _OFFSET.search(first_time) else None)
     done = 0
     block = max(min(chunk_size * _BYTES_PER_CSV_ROW, 1 << 28), 1 << 16)
     try:
         reader = pacsv.open_csv(
             path, read_options=pacsv.ReadOptions(block_size=block),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=wanted, column_types={c: _CSV_TYPES[c] for c in wanted}))
+            convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types=types))
         for batch in reader:
             for piece in _split(batch, chunk_size):
                 yield done + 1, piece
@@ -417,8 +424,11 @@ def _to_epoch_us(array: pa.Array, timezone: str) -> tuple[np.ndarray, np.ndarray
         return _epoch(array.cast(pa.timestamp("us", tz="UTC")))
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return np.zeros(len(array), dtype=np.int64), np.ones(len(array), dtype=bool)
-    for fast in (lambda: array.cast(pa.timestamp("us", tz="UTC")),
-                 lambda: pc.assume_timezone(array.cast(pa.timestamp("us")), timezone)):
+    zoned = lambda: array.cast(pa.timestamp("us", tz="UTC"))  # noqa: E731
+    local = lambda: pc.assume_timezone(array.cast(pa.timestamp("us")), timezone)  # noqa: E731
+    sample = pc.drop_null(array[:1000])
+    first = sample[0].as_py().strip() if len(sample) else ""
+    for fast in ((zoned, local) if _OFFSET.search(first) else (local, zoned)):
         try:
             return _epoch(fast())
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
