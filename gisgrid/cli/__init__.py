@@ -28,6 +28,8 @@ COMMANDS: dict[str, str] = {
     "people": "people",
     "patrols": "patrols",
     "ingest": "ingest",
+    "demo": "demo",
+    "serve": "serve",
 }
 
 
