@@ -465,14 +465,88 @@ class PlanOutcome:
     skipped: tuple[str, ...] = field(default=())
 
 
-def _open_tasks(conn: sa.Connection, grid_id: int, day: date) -> list[OpenTask]:
+def _open_tasks(conn: sa.Connection, grid_ids: list[int], day: date
+                ) -> dict[int, list[OpenTask]]:
+    """Tasks still open on plans before ``day`` of each of ``grid_ids``, by grid id."""
     rows = conn.execute(sa.text("""
-        SELECT i.code, t.first_planned_on, t.id, t.item_id
+        SELECT p.grid_id, i.code, t.first_planned_on, t.id, t.item_id
         FROM patrol_task t JOIN patrol_plan p ON p.id = t.plan_id
         JOIN checklist_item i ON i.id = t.item_id
-        WHERE p.grid_id = :g AND p.day < :day AND t.status = 'open'
-    """), {"g": grid_id, "day": day}).all()
-    return [OpenTask(code, first, task_id, item_id) for code, first, task_id, item_id in rows]
+        WHERE t.status = 'open' AND p.grid_id = ANY(:g) AND p.day < :day
+        ORDER BY t.id
+    """), {"g": grid_ids, "day": day}).all()
+    found: dict[int, list[OpenTask]] = {}
+    for grid_id, code, first, task_id, item_id in rows:
+        found.setdefault(grid_id, []).append(OpenTask(code, first, task_id, item_id))
+    return found
+
+
+def _checklist_for(conn: sa.Connection, grid: Mapping, day: date, cache: dict
+                   ) -> tuple[int, Checklist, dict[str, int]]:
+    """The checklist (id, list, item ids by code) in force for base grid ``grid`` on ``day``."""
+    key = (checklist_code_for(grid["village_kind"]), grid["city_id"], day)
+    if key not in cache:
+        checklist_id = find_checklist(conn, key[0], city_id=key[1], day=day)
+        cache[key] = (checklist_id, *read_checklist(conn, checklist_id))
+    return cache[key]
+
+
+def _write_plans(conn: sa.Connection, day: date, grids: Iterable[Mapping], *,
+                 checklists: dict | None = None) -> tuple[dict[int, int], dict[int, DailyPlan]]:
+    """Make the plans of base grids ``grids`` (:func:`read_base_grids` rows) for ``day`` in bulk.
+
+    Returns the plan id of every grid, and the :class:`DailyPlan` of those whose plan was made
+    now (both by grid id). The rules are :func:`gisgrid.patrols.build_daily_plan`'s; the grids
+    are locked (``FOR UPDATE``, in id order) so that concurrent planners of a grid serialise.
+    A statement reads the open tasks of all grids, three write plans, tasks and the
+    superseded tasks' status.
+    """
+    by_id = {g["id"]: g for g in grids}
+    if not by_id:
+        return {}, {}
+    ids = sorted(by_id)
+    conn.execute(sa.text("SELECT id FROM grid WHERE id = ANY(:ids) ORDER BY id FOR UPDATE"),
+                 {"ids": ids})
+    plan_ids = dict(conn.execute(sa.text(
+        "SELECT grid_id, id FROM patrol_plan WHERE day = :d AND grid_id = ANY(:ids)"),
+        {"d": day, "ids": ids}).all())
+    todo = [by_id[i] for i in ids if i not in plan_ids]
+    if not todo:
+        return plan_ids, {}
+    no_list = [g["code"] for g in todo if g["village_kind"] is None]
+    if no_list:
+        raise InputError(f"{len(no_list)} base grid(s) have no village/community parent, so no "
+                         "checklist", [f"grid {c}: no village/community parent" for c in no_list])
+    cache = {} if checklists is None else checklists
+    open_tasks = _open_tasks(conn, [g["id"] for g in todo], day)
+    plans, item_ids, checklist_ids = {}, {}, {}
+    for grid in todo:
+        checklist_id, checklist, items = _checklist_for(conn, grid, day, cache)
+        plans[grid["id"]] = build_daily_plan(grid["code"], day, checklist,
+                                             open_tasks.get(grid["id"], ()))
+        item_ids[grid["id"]], checklist_ids[grid["id"]] = items, checklist_id
+    made = dict(conn.execute(sa.text("""
+        INSERT INTO patrol_plan (grid_id, day, checklist_id)
+        SELECT g, :d, c FROM unnest(CAST(:g AS bigint[]), CAST(:c AS bigint[])) AS u(g, c)
+        RETURNING grid_id, id"""),
+        {"d": day, "g": list(plans), "c": [checklist_ids[g] for g in plans]}).all())
+    plan_ids.update(made)
+    rows = [(made[g], t.item_id or item_ids[g][t.item_code], t.carried_from_id,
+             t.first_planned_on) for g, plan in plans.items() for t in plan.tasks]
+    plan_col, item_col, carried_col, first_col = (list(c) for c in zip(*rows))
+    conn.execute(sa.text("""
+        INSERT INTO patrol_task (plan_id, item_id, carried_from_id, first_planned_on, status)
+        SELECT p, i, c, f, 'open' FROM unnest(CAST(:p AS bigint[]), CAST(:i AS bigint[]),
+            CAST(:c AS bigint[]), CAST(:f AS date[])) WITH ORDINALITY AS u(p, i, c, f, n)
+        ORDER BY n"""), {"p": plan_col, "i": item_col, "c": carried_col, "f": first_col})
+    # every task still open on an earlier day now lives on in the new plan (an item open on
+    # several days is carried once, from its oldest task; the others are superseded)
+    superseded = [t.task_id for tasks in open_tasks.values() for t in tasks]
+    if superseded:
+        conn.execute(sa.text(
+            "UPDATE patrol_task SET status = 'carried_over' WHERE id = ANY(:ids)"),
+            {"ids": superseded})
+    return plan_ids, plans
 
 
 def ensure_plan(conn: sa.Connection, grid: Mapping, day: date, *,
@@ -481,39 +555,12 @@ def ensure_plan(conn: sa.Connection, grid: Mapping, day: date, *,
     and storing it when missing (then the :class:`DailyPlan` is returned too, else None).
 
     ``checklists`` is an optional cache of checklists read in this transaction, shared across
-    calls by :func:`build_plans`.
+    calls.
     """
-    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid["id"]})
-    existing = conn.execute(sa.text(
-        "SELECT id FROM patrol_plan WHERE grid_id = :g AND day = :d"),
-        {"g": grid["id"], "d": day}).scalar_one_or_none()
-    if existing is not None:
-        return existing, None
     if grid["village_kind"] is None:
         raise InputError(f"grid {grid['code']}: no village/community parent, so no checklist")
-    cache = {} if checklists is None else checklists
-    key = (checklist_code_for(grid["village_kind"]), grid["city_id"], day)
-    if key not in cache:
-        checklist_id = find_checklist(conn, key[0], city_id=key[1], day=day)
-        cache[key] = (checklist_id, *read_checklist(conn, checklist_id))
-    checklist_id, checklist, item_ids = cache[key]
-    open_tasks = _open_tasks(conn, grid["id"], day)
-    plan = build_daily_plan(grid["code"], day, checklist, open_tasks)
-    plan_id = conn.execute(sa.text(
-        "INSERT INTO patrol_plan (grid_id, day, checklist_id) VALUES (:g, :d, :c) RETURNING id"),
-        {"g": grid["id"], "d": day, "c": checklist_id}).scalar_one()
-    conn.execute(sa.text(
-        "INSERT INTO patrol_task (plan_id, item_id, carried_from_id, first_planned_on, status) "
-        "VALUES (:plan, :item, :carried, :first, 'open')"),
-        [{"plan": plan_id, "item": t.item_id or item_ids[t.item_code],
-          "carried": t.carried_from_id, "first": t.first_planned_on} for t in plan.tasks])
-    # every task still open on an earlier day now lives on in this plan (an item open on
-    # several days is carried once, from its oldest task; the others are superseded)
-    if open_tasks:
-        conn.execute(sa.text(
-            "UPDATE patrol_task SET status = 'carried_over' WHERE id = ANY(:ids)"),
-            {"ids": [t.task_id for t in open_tasks]})
-    return plan_id, plan
+    plan_ids, made = _write_plans(conn, day, [grid], checklists=checklists)
+    return plan_ids[grid["id"]], made.get(grid["id"])
 
 
 def build_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> PlanOutcome:
@@ -522,20 +569,17 @@ def build_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> 
     Idempotent: a grid that already has its plan for ``day`` is left alone. Items not done on
     earlier plans are carried into the new plan with their first-planned day. Base grids with
     no village/community parent have no checklist and are listed as skipped.
+
+    Set-based: a handful of statements for all grids of the day, whatever their number.
     """
-    created, existing, skipped, carried = [], [], [], 0
-    checklists: dict = {}
-    for grid in read_base_grids(conn, under=under):
-        if grid["village_kind"] is None:
-            skipped.append(grid["code"])
-            continue
-        _, plan = ensure_plan(conn, grid, day, checklists=checklists)
-        if plan is None:
-            existing.append(grid["code"])
-        else:
-            created.append(grid["code"])
-            carried += plan.carried_count
-    return PlanOutcome(day, tuple(created), tuple(existing), carried, tuple(skipped))
+    grids = read_base_grids(conn, under=under)
+    skipped = tuple(g["code"] for g in grids if g["village_kind"] is None)
+    planned = [g for g in grids if g["village_kind"] is not None]
+    _, made = _write_plans(conn, day, planned)
+    created = tuple(g["code"] for g in planned if g["id"] in made)
+    existing = tuple(g["code"] for g in planned if g["id"] not in made)
+    carried = sum(plan.carried_count for plan in made.values())
+    return PlanOutcome(day, created, existing, carried, skipped)
 
 
 def read_plan_tasks(conn: sa.Connection, grid_code: str, day: date) -> list[dict]:

@@ -320,14 +320,19 @@ class PatrolTask(Base):
     """One checklist item planned for a day; unfinished tasks are carried to the next plan."""
 
     __tablename__ = "patrol_task"
-    __table_args__ = (one_of("status", TASK_STATUSES),)
+    __table_args__ = (
+        one_of("status", TASK_STATUSES),
+        # plans find the open tasks to carry over; few tasks are open at any time
+        Index("ix_patrol_task_open_plan_id", "plan_id", postgresql_where=text("status = 'open'")),
+    )
 
     id: Mapped[int] = _pk()
     plan_id: Mapped[int] = mapped_column(
         BigInteger, ForeignKey("patrol_plan.id", ondelete="CASCADE"), nullable=False, index=True)
     item_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("checklist_item.id"),
                                          nullable=False)
-    carried_from_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("patrol_task.id"))
+    carried_from_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("patrol_task.id"),
+                                                       index=True)
     first_planned_on: Mapped[dt.date] = mapped_column(Date, nullable=False)
     status: Mapped[str] = mapped_column(Text, nullable=False, server_default=text("'open'"))
 

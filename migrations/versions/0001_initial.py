@@ -404,6 +404,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['plan_id'], ['patrol_plan.id'], name=op.f('fk_patrol_task_plan_id_patrol_plan'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_patrol_task'))
     )
+    op.create_index(op.f('ix_patrol_task_carried_from_id'), 'patrol_task', ['carried_from_id'], unique=False)
+    op.create_index('ix_patrol_task_open_plan_id', 'patrol_task', ['plan_id'], unique=False, postgresql_where=sa.text("status = 'open'"))
     op.create_index(op.f('ix_patrol_task_plan_id'), 'patrol_task', ['plan_id'], unique=False)
     op.create_table('hazard_event',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
@@ -456,6 +458,8 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_hazard_event_hazard_id'), table_name='hazard_event')
     op.drop_table('hazard_event')
     op.drop_index(op.f('ix_patrol_task_plan_id'), table_name='patrol_task')
+    op.drop_index('ix_patrol_task_open_plan_id', table_name='patrol_task', postgresql_where=sa.text("status = 'open'"))
+    op.drop_index(op.f('ix_patrol_task_carried_from_id'), table_name='patrol_task')
     op.drop_table('patrol_task')
     op.drop_index(op.f('ix_patrol_plan_id'), table_name='patrol')
     op.drop_index(op.f('ix_patrol_person_id'), table_name='patrol')
