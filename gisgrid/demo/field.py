@@ -487,7 +487,7 @@ def build_demo_patrols(city: DemoCity, people: DemoPeople, start: date = DEFAULT
     items = {code: checklist.item_codes for code, checklist in read_builtin_checklists().items()}
     base = city.grids[Level.BASE]
     workers = people.assignments[people.assignments.role == "grid_worker"]
-    person = people.people.set_index("person_code")
+    phone = dict(zip(people.people.person_code, people.people.phone))
     first_worker = workers.sort_values(["grid_code", "valid_from", "person_code"]) \
         .groupby("grid_code").person_code.first()
     metric = _transform(base.geometry.values.to_numpy(), space.to_metric)
@@ -517,7 +517,7 @@ def build_demo_patrols(city: DemoCity, people: DemoPeople, start: date = DEFAULT
                 entered = _local(day, min(begin + length + rng.uniform(0.1, 2.0), 23.9))
             rows.append({
                 "client_uuid": client_uuid, "grid_code": code, "person_code": worker,
-                "worker": person.loc[worker, "phone"], "day": day,
+                "worker": phone[worker], "day": day,
                 "started_at": _local(day, begin), "ended_at": _local(day, begin + length),
                 "entered_at": entered, "late": entered.date() > day, "checklist": checklist,
                 "geom": _track(pool, rng),
@@ -562,13 +562,12 @@ def _track(pool: np.ndarray, rng) -> shapely.LineString:
     centre = stops.mean(axis=0)
     order = np.argsort(np.arctan2(stops[:, 1] - centre[1], stops[:, 0] - centre[0]))
     stops = stops[order]
-    pieces = []
-    for a, b in zip(stops[:-1], stops[1:]):
-        steps = max(int(np.hypot(*(b - a)) // 60.0), 1)
-        t = np.linspace(0, 1, steps, endpoint=False)[:, None]
-        pieces.append(a + t * (b - a))
-    pieces.append(stops[-1:])
-    xy = np.vstack(pieces)
+    segments = np.diff(stops, axis=0)
+    steps = np.maximum(np.hypot(segments[:, 0], segments[:, 1]) // 60.0, 1).astype(int)
+    which = np.repeat(np.arange(len(segments)), steps)
+    first = np.repeat(np.cumsum(steps) - steps, steps)
+    t = ((np.arange(steps.sum()) - first) / np.repeat(steps, steps))[:, None]
+    xy = np.vstack([stops[which] + t * segments[which], stops[-1:]])
     xy[1:-1] += rng.normal(0, 4.0, size=(len(xy) - 2, 2))
     return shapely.LineString(np.round(xy, 2))
 
