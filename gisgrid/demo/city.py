@@ -50,6 +50,7 @@ from shapely import ops as shapely_ops
 
 from gisgrid.crs import DEFAULT_SRID, local_metric_crs
 from gisgrid.errors import InputError
+from gisgrid.io import read_layer
 from gisgrid.levels import Level
 from gisgrid.precision import grid_size_for, snap
 
@@ -187,7 +188,7 @@ def read_demo_outline() -> gpd.GeoDataFrame:
     """Read the real outline of Chibi shipped as package data (EPSG:4326, one feature)."""
     source = resources.files("gisgrid") / "data" / "chibi.geojson"
     with resources.as_file(source) as path:
-        return gpd.read_file(path)
+        return read_layer(path)
 
 
 def repair_outline(outline: gpd.GeoDataFrame, *, source: str = "caller"

@@ -704,7 +704,7 @@ def _hazard_steps(rng, client_uuid: str, target: str, reported_at: datetime,
         if major and role == "village":
             role = "township"                 # a major hazard goes straight to the township
         nxt = _NEXT[(state, action)]
-        at = at + timedelta(seconds=max(int(delay * 3600), 60))
+        at = _office_hours(at + timedelta(seconds=max(int(delay * 3600), 60)), rng)
         out.append(HazardStep(client_uuid, seq, action, state.value, nxt.value,
                               min(at, window_end), role, orgs[role]))
         state = nxt
@@ -712,6 +712,14 @@ def _hazard_steps(rng, client_uuid: str, target: str, reported_at: datetime,
 
 
 _NEXT = {(t.source, t.action.value): t.target for t in TRANSITIONS}
+
+
+def _office_hours(moment: datetime, rng) -> datetime:
+    """``moment``, or the next morning (8:00-10:00) when it falls outside 8:00-19:00."""
+    if 8 <= moment.hour < 19:
+        return moment
+    day = moment.date() + timedelta(days=1 if moment.hour >= 19 else 0)
+    return _local(day, rng.uniform(8.0, 10.0))
 
 
 def _responsible_orgs(orgs: dict[str, str], base_code: str | None) -> dict[str, str]:
