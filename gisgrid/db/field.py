@@ -16,7 +16,7 @@ on the materialised path (LIKE wildcards in ``p`` escaped).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 
@@ -31,7 +31,7 @@ from gisgrid.checklists import (Checklist, checklist_code_for, edit_checklist,
 from gisgrid.crs import DEFAULT_SRID
 from gisgrid.db.engine import storage_srid
 from gisgrid.db.grids import read_grids
-from gisgrid.errors import Conflict, InputError, NotFound
+from gisgrid.errors import Conflict, GisgridError, InputError, NotFound
 from gisgrid.levels import Level
 from gisgrid.patrols import (DEFAULT_BUFFER_M, DONE_RESULTS, DailyPlan, ItemResult, OpenTask,
                              PatrolSubmission, build_daily_plan, check_results_against_plan,
@@ -90,10 +90,14 @@ def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
     return _UNDER, {"under_path": path, "under_like": escaped + ".%"}
 
 
-def read_base_grids(conn: sa.Connection, *, under: str | None = None) -> list[dict]:
-    """Current base grids (under ``under``) with the kind of their village/community and the id
-    of their city: ``id, code, name, village_kind, city_id``."""
+def read_base_grids(conn: sa.Connection, *, under: str | None = None,
+                    ids: Iterable[int] | None = None) -> list[dict]:
+    """Current base grids (under ``under``; with these ``ids``) with the kind of their
+    village/community and the id of their city: ``id, code, name, village_kind, city_id``."""
     where, params = _under_params(conn, under)
+    if ids is not None:
+        where += " AND g.id = ANY(:ids)"
+        params["ids"] = list(ids)
     rows = conn.execute(sa.text(f"""
         SELECT g.id, g.code, g.name, v.kind AS village_kind, c.id AS city_id
         FROM grid g
@@ -364,21 +368,49 @@ def write_person(conn: sa.Connection, person: PersonRecord) -> int:
          "active": person.active}).scalar_one()
 
 
+def _worker_key(worker: int | str) -> tuple[bool, int | str]:
+    """(by id, value): an int or digits shorter than a phone number is a person id."""
+    by_id = isinstance(worker, int) or (isinstance(worker, str) and worker.isdigit()
+                                        and len(worker) < 11)
+    return by_id, int(worker) if by_id else str(worker)
+
+
+def _read_workers(conn: sa.Connection, workers: Iterable[int | str]
+                  ) -> dict[tuple[bool, int | str], PersonRecord]:
+    """People by :func:`_worker_key` of each of ``workers`` (ids, or phones of active people);
+    a worker with no person is absent."""
+    keys = {_worker_key(w) for w in workers}
+    ids = [v for by_id, v in keys if by_id]
+    phones = [v for by_id, v in keys if not by_id]
+    columns = "id, name, kind, phone, id_number, employment, active"
+    found = {}
+    if ids:
+        for row in conn.execute(sa.text(f"SELECT {columns} FROM person WHERE id = ANY(:w)"),
+                                {"w": ids}).mappings():
+            found[(True, row["id"])] = PersonRecord(**row)
+    if phones:
+        for row in conn.execute(sa.text(
+                f"SELECT DISTINCT ON (phone) {columns} FROM person "
+                "WHERE phone = ANY(:w) AND active ORDER BY phone, id"), {"w": phones}).mappings():
+            found[(False, row["phone"])] = PersonRecord(**row)
+    return found
+
+
+def _no_person(field_name: str, worker: int | str) -> InputError:
+    by_id, _ = _worker_key(worker)
+    return InputError(f"{field_name}: no person with {'id' if by_id else 'phone'} {worker!r}")
+
+
 def read_person(conn: sa.Connection, worker: int | str, *,
                 field_name: str = "worker") -> PersonRecord:
     """The person with id ``worker`` (an int or digits) or with phone ``worker``.
 
     :class:`InputError` naming ``field_name`` when there is none.
     """
-    by_id = isinstance(worker, int) or (isinstance(worker, str) and worker.isdigit()
-                                        and len(worker) < 11)
-    row = conn.execute(sa.text(
-        "SELECT id, name, kind, phone, id_number, employment, active FROM person "
-        + ("WHERE id = :w" if by_id else "WHERE phone = :w AND active ORDER BY id LIMIT 1")),
-        {"w": int(worker) if by_id else str(worker)}).mappings().first()
-    if row is None:
-        raise InputError(f"{field_name}: no person with {'id' if by_id else 'phone'} {worker!r}")
-    return PersonRecord(**row)
+    person = _read_workers(conn, [worker]).get(_worker_key(worker))
+    if person is None:
+        raise _no_person(field_name, worker)
+    return person
 
 
 def read_assignments(conn: sa.Connection, *, grid_id: int | None = None,
@@ -627,24 +659,32 @@ class PatrolOutcome:
     warnings: tuple[str, ...] = ()
 
 
-def _stored_submission(conn: sa.Connection, client_uuid: uuid.UUID
-                       ) -> tuple[int, bool, PatrolSubmission] | None:
-    row = conn.execute(sa.text(f"""
-        SELECT pa.id, pa.late, g.code, pa.person_id, pa.day, pa.started_at, pa.ended_at,
-               pa.entered_at, ST_AsBinary(ST_Transform(pa.track, {LONLAT_SRID})) AS track
+def _stored_submissions(conn: sa.Connection, client_uuids: Iterable[uuid.UUID]
+                        ) -> dict[uuid.UUID, tuple[int, bool, PatrolSubmission]]:
+    """The stored patrols with these client UUIDs: (id, late, submission) by UUID."""
+    uuids = list(set(client_uuids))
+    if not uuids:
+        return {}
+    rows = conn.execute(sa.text(f"""
+        SELECT pa.client_uuid, pa.id, pa.late, g.code, pa.person_id, pa.day, pa.started_at,
+               pa.ended_at, pa.entered_at,
+               ST_AsBinary(ST_Transform(pa.track, {LONLAT_SRID})) AS track
         FROM patrol pa LEFT JOIN grid g ON g.id = pa.grid_id
-        WHERE pa.client_uuid = :u"""), {"u": client_uuid}).first()
-    if row is None:
-        return None
-    results = conn.execute(sa.text("""
-        SELECT i.code, r.result, r.note FROM patrol_item_result r
-        JOIN checklist_item i ON i.id = r.item_id
-        WHERE r.patrol_id = :id AND (r.result <> 'not_checked' OR r.note IS NOT NULL)
-        ORDER BY i.code"""), {"id": row.id}).all()
-    track = shapely.from_wkb(bytes(row.track)) if row.track is not None else None
-    return row.id, row.late, PatrolSubmission(
-        client_uuid, row.code, row.person_id, row.day, row.started_at, row.ended_at,
-        row.entered_at, tuple(ItemResult(*r) for r in results), track)
+        WHERE pa.client_uuid = ANY(:u)"""), {"u": uuids}).all()
+    if not rows:
+        return {}
+    results: dict[int, list[ItemResult]] = {}
+    for patrol_id, code, result, note in conn.execute(sa.text("""
+            SELECT r.patrol_id, i.code, r.result, r.note FROM patrol_item_result r
+            JOIN checklist_item i ON i.id = r.item_id
+            WHERE r.patrol_id = ANY(:ids) AND (r.result <> 'not_checked' OR r.note IS NOT NULL)
+            ORDER BY r.patrol_id, i.code"""), {"ids": [r.id for r in rows]}):
+        results.setdefault(patrol_id, []).append(ItemResult(code, result, note))
+    return {row.client_uuid: (row.id, row.late, PatrolSubmission(
+        row.client_uuid, row.code, row.person_id, row.day, row.started_at, row.ended_at,
+        row.entered_at, tuple(results.get(row.id, ())),
+        shapely.from_wkb(bytes(row.track)) if row.track is not None else None))
+        for row in rows}
 
 
 def record_patrol(conn: sa.Connection, submission: PatrolSubmission) -> PatrolOutcome:
@@ -658,62 +698,257 @@ def record_patrol(conn: sa.Connection, submission: PatrolSubmission) -> PatrolOu
     - The day's plan is made on the fly if missing (with carry-over). Results must name tasks of
       that plan; a task not reported is recorded ``not_checked`` and stays open (carried over).
     - A task done late, after it was carried to a later plan, closes the carried task too.
+
+    The same code path as :func:`record_patrols` with a batch of one; a refused submission
+    leaves nothing behind (not even the plan made on the fly).
     """
-    person = read_person(conn, submission.worker)
-    normalised = _with_worker(submission, person.id)
-    stored = _stored_submission(conn, submission.client_uuid)
-    if stored is not None:
-        return _same_or_conflict(stored, normalised)
-    grid = read_grid(conn, submission.grid_code, field_name="grid_code")
-    if grid.level != Level.BASE:
-        raise InputError(f"grid_code: {grid.code} is a level-{grid.level} grid; patrols are "
-                         "planned per base grid (level 4)")
-    base = next(g for g in read_base_grids(conn, under=grid.code) if g["id"] == grid.id)
-    plan_id, _ = ensure_plan(conn, base, submission.day)
-    tasks = conn.execute(sa.text("""
-        SELECT t.id, t.item_id, i.code, t.status FROM patrol_task t
-        JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = :p ORDER BY i.position"""),
-        {"p": plan_id}).all()
-    check_results_against_plan(submission.results, [t.code for t in tasks])
-    warnings = _worker_warnings(conn, person, grid, submission.day)
-    srid = storage_srid(conn)
-    params = {"u": submission.client_uuid, "plan": plan_id, "person": person.id, "grid": grid.id,
-              "day": submission.day, "started": submission.started_at,
-              "ended": submission.ended_at, "entered": submission.entered_at,
-              "late": submission.late, "srid": srid,
-              "track": None if submission.track is None else shapely.to_wkb(submission.track)}
+    outcome = _record_patrols(conn, [submission])[0]
+    if isinstance(outcome, GisgridError):
+        raise outcome
+    return outcome
+
+
+def record_patrols(conn: sa.Connection, submissions: Sequence[PatrolSubmission]
+                   ) -> list[PatrolOutcome]:
+    """Store many patrol submissions in bulk, with exactly the rules of :func:`record_patrol`.
+
+    The outcomes are those of recording the submissions one by one in the given order
+    (carry-over, late flags, idempotency on ``client_uuid`` against the database and within
+    the batch, closing of carried tasks), but plans, patrols, item results and task updates
+    are written a few statements at a time. The batch is split only where order matters: a
+    plan to be made on the fly for a grid that an earlier submission of the batch touched.
+
+    All or nothing: when any submission is refused nothing of the batch is written, and one
+    error lists every refused submission by position and UUID (:class:`Conflict` when every
+    refusal is a conflict, else :class:`InputError`).
+    """
+    outcomes = _record_patrols(conn, list(submissions))
+    refused = [(n, o) for n, o in enumerate(outcomes) if isinstance(o, GisgridError)]
+    if not refused:
+        return outcomes
+    details = []
+    for n, error in refused:
+        where = f"submission {n} ({submissions[n].client_uuid})"
+        details.append(f"{where}: {error.message}")
+        details.extend(f"{where}: {d}" for d in error.details)
+    kind = Conflict if all(isinstance(e, Conflict) for _, e in refused) else InputError
+    raise kind(f"{len(refused)} of {len(outcomes)} patrol submission(s) refused; none of the "
+               "batch was recorded", details)
+
+
+@dataclass
+class _Fresh:
+    """A submission to be written: normalised (worker = person id), its base grid and plan."""
+
+    index: int
+    submission: PatrolSubmission
+    grid: Mapping
+    person: PersonRecord
+    plan_id: int | None = None
+
+
+def _record_patrols(conn: sa.Connection, subs: list[PatrolSubmission]
+                    ) -> list[PatrolOutcome | GisgridError]:
+    """The outcome or the refusal of every submission; refusals roll back the whole batch."""
+    out: list = [None] * len(subs)
+    if not subs:
+        return out
+    people = _read_workers(conn, [s.worker for s in subs])
+    stored = _stored_submissions(conn, [s.client_uuid for s in subs])
+    grids, base = _read_patrol_grids(conn, {s.grid_code for s in subs})
+    normalised: list[PatrolSubmission | None] = [None] * len(subs)
+    first_of: dict[uuid.UUID, int] = {}
+    fresh: list[_Fresh] = []
+    for n, sub in enumerate(subs):
+        person = people.get(_worker_key(sub.worker))
+        if person is None:
+            out[n] = _no_person("worker", sub.worker)
+            continue
+        normalised[n] = new = _with_worker(sub, person.id)
+        if sub.client_uuid in stored:
+            out[n] = _same_or_conflict(stored[sub.client_uuid], new)
+            continue
+        if sub.client_uuid in first_of:
+            continue  # compared with the first of the batch once that one is written
+        first_of[sub.client_uuid] = n
+        grid = grids.get(sub.grid_code)
+        if grid is None:
+            out[n] = InputError(f"grid_code: no current grid with code {sub.grid_code!r}")
+        elif grid.level != Level.BASE:
+            out[n] = InputError(f"grid_code: {grid.code} is a level-{grid.level} grid; patrols "
+                                "are planned per base grid (level 4)")
+        else:
+            fresh.append(_Fresh(n, new, base[grid.id], person))
     savepoint = conn.begin_nested()
     try:
-        patrol_id = conn.execute(sa.text(f"""
-            INSERT INTO patrol (client_uuid, plan_id, person_id, grid_id, day, started_at,
-                ended_at, entered_at, late, track)
-            VALUES (:u, :plan, :person, :grid, :day, :started, :ended, :entered, :late,
-                CASE WHEN CAST(:track AS bytea) IS NULL THEN NULL ELSE ST_Multi(ST_Transform(
-                    ST_SetSRID(ST_GeomFromWKB(:track), {LONLAT_SRID}), :srid)) END)
-            RETURNING id"""), params).scalar_one()
+        _write_patrols(conn, fresh, out)
+        for n, sub in enumerate(normalised):
+            if sub is not None and out[n] is None:
+                out[n] = _same_as_first(out[first_of[sub.client_uuid]],
+                                        normalised[first_of[sub.client_uuid]], sub)
+    except BaseException:
+        savepoint.rollback()
+        raise
+    if any(isinstance(o, GisgridError) for o in out):
+        savepoint.rollback()
+    else:
         savepoint.commit()
-    except sa.exc.IntegrityError:
-        savepoint.rollback()  # the same UUID was stored concurrently
-        stored = _stored_submission(conn, submission.client_uuid)
-        if stored is None:
-            raise
-        return _same_or_conflict(stored, normalised)
-    notes = {r.item_code: r.note for r in submission.results}
-    conn.execute(sa.text(
-        "INSERT INTO patrol_item_result (patrol_id, task_id, item_id, result, note) "
-        "VALUES (:patrol, :task, :item, :result, :note)"),
-        [{"patrol": patrol_id, "task": t.id, "item": t.item_id,
-          "result": submission.result_of(t.code), "note": notes.get(t.code)} for t in tasks])
-    done = [t.id for t in tasks if submission.result_of(t.code) in DONE_RESULTS]
+    return out
+
+
+def _read_patrol_grids(conn: sa.Connection, codes: Iterable[str]
+                       ) -> tuple[dict[str, GridRow], dict[int, dict]]:
+    """Current grids by code, and the :func:`read_base_grids` rows of the base ones by id."""
+    grids = {row[1]: GridRow(*row) for row in conn.execute(sa.text(
+        "SELECT id, code, name, level, kind, parent_id, path FROM grid "
+        "WHERE code = ANY(:codes) AND valid_to IS NULL"), {"codes": list(codes)})}
+    base_ids = [g.id for g in grids.values() if g.level == Level.BASE]
+    base = {g["id"]: g for g in read_base_grids(conn, ids=base_ids)} if base_ids else {}
+    return grids, base
+
+
+def _split_runs(fresh: list[_Fresh], planned: set[tuple[int, date]]) -> list[list[_Fresh]]:
+    """Cut the batch where recording one by one would see an earlier submission's effect.
+
+    Making a plan reads the grid's open tasks, which earlier patrols of the same grid change:
+    a run ends before a submission that needs a new plan for a grid already in the run.
+    ``planned`` holds the (grid id, day) whose plan exists; it is updated.
+    """
+    runs: list[list[_Fresh]] = [[]]
+    grids_in_run: set[int] = set()
+    for item in fresh:
+        key = (item.grid["id"], item.submission.day)
+        if key not in planned:
+            if key[0] in grids_in_run:
+                runs.append([])
+                grids_in_run = set()
+            planned.add(key)
+        runs[-1].append(item)
+        grids_in_run.add(key[0])
+    return [run for run in runs if run]
+
+
+def _write_patrols(conn: sa.Connection, fresh: list[_Fresh], out: list) -> None:
+    """Write the new submissions run by run; outcomes and refusals go to ``out``."""
+    if not fresh:
+        return
+    pairs = {(f.grid["id"], f.submission.day) for f in fresh}
+    grid_col, day_col = (list(c) for c in zip(*pairs))
+    plan_of = {(g, d): p for g, d, p in conn.execute(sa.text("""
+        SELECT p.grid_id, p.day, p.id FROM patrol_plan p
+        JOIN unnest(CAST(:g AS bigint[]), CAST(:d AS date[])) AS u(g, d)
+          ON p.grid_id = u.g AND p.day = u.d"""), {"g": grid_col, "d": day_col})}
+    assignments = _read_assignments_of(conn, {f.person.id for f in fresh})
+    checklists: dict = {}
+    for run in _split_runs(fresh, set(plan_of)):
+        to_make: dict[date, dict[int, Mapping]] = {}
+        for f in run:
+            if (f.grid["id"], f.submission.day) not in plan_of:
+                to_make.setdefault(f.submission.day, {})[f.grid["id"]] = f.grid
+        for day, rows in to_make.items():
+            try:
+                made, _ = _write_plans(conn, day, rows.values(), checklists=checklists)
+            except InputError as error:
+                for f in run:
+                    if f.submission.day == day and f.grid["id"] in rows:
+                        out[f.index] = error
+                continue
+            plan_of.update({(g, day): p for g, p in made.items()})
+        writable = []
+        for f in run:
+            f.plan_id = plan_of.get((f.grid["id"], f.submission.day))
+            if f.plan_id is not None:
+                writable.append(f)
+        tasks = _read_tasks(conn, {f.plan_id for f in writable})
+        checked = []
+        for f in writable:
+            try:
+                check_results_against_plan(f.submission.results,
+                                           [code for _, _, code in tasks[f.plan_id]])
+            except InputError as error:
+                out[f.index] = error
+                continue
+            checked.append(f)
+        _insert_patrols(conn, checked, tasks, out)
+        for f in checked:
+            outcome = out[f.index]
+            if isinstance(outcome, PatrolOutcome) and outcome.created:
+                out[f.index] = replace(outcome, warnings=_worker_warnings(
+                    assignments, f.person, f.grid, f.submission.day))
+
+
+def _read_tasks(conn: sa.Connection, plan_ids: Iterable[int]
+                ) -> dict[int, list[tuple[int, int, str]]]:
+    """(task id, item id, item code) of each plan, in checklist order, by plan id."""
+    tasks: dict[int, list[tuple[int, int, str]]] = {}
+    for plan_id, task_id, item_id, code in conn.execute(sa.text("""
+            SELECT t.plan_id, t.id, t.item_id, i.code FROM patrol_task t
+            JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = ANY(:p)
+            ORDER BY t.plan_id, i.position, t.id"""), {"p": list(plan_ids)}):
+        tasks.setdefault(plan_id, []).append((task_id, item_id, code))
+    return tasks
+
+
+def _insert_patrols(conn: sa.Connection, checked: list[_Fresh],
+                    tasks: Mapping[int, list[tuple[int, int, str]]], out: list) -> None:
+    """Insert patrols, their item results and the done tasks (with the tasks they were
+    carried into) in three statements; a UUID stored concurrently is compared instead."""
+    if not checked:
+        return
+    srid = storage_srid(conn)
+    subs = [f.submission for f in checked]
+    ids = dict(conn.execute(sa.text(f"""
+        INSERT INTO patrol (client_uuid, plan_id, person_id, grid_id, day, started_at,
+            ended_at, entered_at, late, track)
+        SELECT u, p, pe, g, d, s, e, en, l, CASE WHEN t IS NULL THEN NULL ELSE ST_Multi(
+            ST_Transform(ST_SetSRID(ST_GeomFromWKB(t), {LONLAT_SRID}), :srid)) END
+        FROM unnest(CAST(:u AS uuid[]), CAST(:p AS bigint[]), CAST(:pe AS bigint[]),
+            CAST(:g AS bigint[]), CAST(:d AS date[]), CAST(:s AS timestamptz[]),
+            CAST(:e AS timestamptz[]), CAST(:en AS timestamptz[]), CAST(:l AS boolean[]),
+            CAST(:t AS bytea[])) WITH ORDINALITY AS x(u, p, pe, g, d, s, e, en, l, t, n)
+        ORDER BY n
+        ON CONFLICT (client_uuid) DO NOTHING
+        RETURNING client_uuid, id"""), {
+        "srid": srid, "u": [s.client_uuid for s in subs], "p": [f.plan_id for f in checked],
+        "pe": [f.person.id for f in checked], "g": [f.grid["id"] for f in checked],
+        "d": [s.day for s in subs], "s": [s.started_at for s in subs],
+        "e": [s.ended_at for s in subs], "en": [s.entered_at for s in subs],
+        "l": [s.late for s in subs],
+        "t": [None if s.track is None else shapely.to_wkb(s.track) for s in subs]}).all())
+    lost = [f for f in checked if f.submission.client_uuid not in ids]
+    if lost:  # the same UUIDs were stored concurrently
+        stored = _stored_submissions(conn, [f.submission.client_uuid for f in lost])
+        for f in lost:
+            out[f.index] = _same_or_conflict(stored[f.submission.client_uuid], f.submission)
+    rows, done = [], []
+    for f in checked:
+        patrol_id = ids.get(f.submission.client_uuid)
+        if patrol_id is None:
+            continue
+        reported = {r.item_code: r for r in f.submission.results}
+        for task_id, item_id, code in tasks[f.plan_id]:
+            result = reported.get(code)
+            value = result.result if result is not None else "not_checked"
+            rows.append((patrol_id, task_id, item_id, value,
+                         result.note if result is not None else None))
+            if value in DONE_RESULTS:
+                done.append(task_id)
+        out[f.index] = PatrolOutcome(patrol_id, True, f.submission.late, f.plan_id)
+    if rows:
+        patrol_col, task_col, item_col, result_col, note_col = (list(c) for c in zip(*rows))
+        conn.execute(sa.text("""
+            INSERT INTO patrol_item_result (patrol_id, task_id, item_id, result, note)
+            SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:t AS bigint[]),
+                CAST(:i AS bigint[]), CAST(:r AS text[]), CAST(:n AS text[]))"""),
+            {"p": patrol_col, "t": task_col, "i": item_col, "r": result_col, "n": note_col})
     if done:
         conn.execute(sa.text("""
             WITH RECURSIVE chain AS (
                 SELECT id FROM patrol_task WHERE id = ANY(:ids)
                 UNION
                 SELECT t.id FROM patrol_task t JOIN chain ON t.carried_from_id = chain.id)
-            UPDATE patrol_task SET status = 'done' WHERE id IN (SELECT id FROM chain)"""),
-            {"ids": done})
-    return PatrolOutcome(patrol_id, True, submission.late, plan_id, tuple(warnings))
+            UPDATE patrol_task SET status = 'done'
+            WHERE id IN (SELECT id FROM chain) AND status <> 'done'"""), {"ids": done})
 
 
 def _with_worker(submission: PatrolSubmission, person_id: int) -> PatrolSubmission:
@@ -721,22 +956,43 @@ def _with_worker(submission: PatrolSubmission, person_id: int) -> PatrolSubmissi
 
 
 def _same_or_conflict(stored: tuple[int, bool, PatrolSubmission],
-                      new: PatrolSubmission) -> PatrolOutcome:
+                      new: PatrolSubmission) -> PatrolOutcome | Conflict:
+    """The stored patrol's outcome when ``new`` says the same, else the :class:`Conflict`."""
     patrol_id, late, old = stored
     differ = diff_submissions(old, new)
     if differ:
-        raise Conflict(f"client_uuid {new.client_uuid} is already patrol {patrol_id} with "
-                       f"other content", [f"{name} differs" for name in differ])
+        return Conflict(f"client_uuid {new.client_uuid} is already patrol {patrol_id} with "
+                        f"other content", [f"{name} differs" for name in differ])
     return PatrolOutcome(patrol_id, False, late, None)
 
 
-def _worker_warnings(conn: sa.Connection, person: PersonRecord, grid: GridRow,
-                     day: date) -> list[str]:
-    assigned = [a for a in read_assignments(conn, grid_id=grid.id, person_id=person.id)
-                if a.active_on(day)]
-    if assigned:
-        return []
-    return [f"worker {person.id} ({person.name}) is not assigned to grid {grid.code} on {day}"]
+def _same_as_first(first: PatrolOutcome | GisgridError, first_sub: PatrolSubmission,
+                   new: PatrolSubmission) -> PatrolOutcome | GisgridError:
+    """The outcome of a repeat, within one batch, of the submission ``first_sub``."""
+    if isinstance(first, GisgridError):
+        return first if not diff_submissions(first_sub, new) else Conflict(
+            f"client_uuid {new.client_uuid} appears twice in the batch with other content",
+            [f"{name} differs" for name in diff_submissions(first_sub, new)])
+    return _same_or_conflict((first.patrol_id, first.late, first_sub), new)
+
+
+def _read_assignments_of(conn: sa.Connection, person_ids: Iterable[int]
+                         ) -> dict[int, list[AssignmentRecord]]:
+    """Assignments of these people, by person id."""
+    found: dict[int, list[AssignmentRecord]] = {}
+    for row in conn.execute(sa.text(
+            "SELECT person_id, grid_id, role, valid_from, valid_to, id FROM assignment "
+            "WHERE person_id = ANY(:p) ORDER BY id"), {"p": list(person_ids)}):
+        found.setdefault(row[0], []).append(AssignmentRecord(*row))
+    return found
+
+
+def _worker_warnings(assignments: Mapping[int, list[AssignmentRecord]], person: PersonRecord,
+                     grid: Mapping, day: date) -> tuple[str, ...]:
+    if any(a.grid_id == grid["id"] and a.active_on(day) for a in assignments.get(person.id, ())):
+        return ()
+    return (f"worker {person.id} ({person.name}) is not assigned to grid {grid['code']} "
+            f"on {day}",)
 
 
 def read_patrols(conn: sa.Connection, *, day: date | None = None,
