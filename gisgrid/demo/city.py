@@ -525,12 +525,17 @@ def _transform(geoms: np.ndarray, transformer: pyproj.Transformer) -> np.ndarray
 def _build_base_coverage(cells: list, to_storage: pyproj.Transformer) -> list:
     """Base cells (metric) -> exact coverage in EPSG:4490, one geometry per cell.
 
-    The boundaries of all cells are reprojected, noded on the storage precision grid and
-    polygonized; each face goes to the cell holding it, so shared edges are vertex-identical.
+    The boundaries of all cells are noded, reprojected, noded again on the storage precision
+    grid and polygonized; each face goes to the cell holding it, so shared edges are vertex-identical.
     """
     size = grid_size_for(DEFAULT_SRID)
-    projected = _transform(np.array(cells, dtype=object), to_storage)
-    linework = shapely.union_all(shapely.boundary(projected), grid_size=size)
+    cells = np.array(cells, dtype=object)
+    projected = _transform(cells, to_storage)
+    # Node first in the metric CRS, so a shared edge exists once: noded separately, the
+    # two copies of a long edge would drift apart when reprojected (a straight segment in
+    # metres is not straight in degrees) and leave slivers between neighbours.
+    noded = shapely.get_parts(shapely.union_all(shapely.boundary(cells), grid_size=1e-3))
+    linework = shapely.union_all(_transform(noded, to_storage), grid_size=size)
     faces = shapely.get_parts(shapely.polygonize(shapely.get_parts(linework)))
     tree = shapely.STRtree(projected)
     probes = shapely.point_on_surface(faces)
@@ -545,6 +550,13 @@ def _build_base_coverage(cells: list, to_storage: pyproj.Transformer) -> list:
         candidates = cell_idx[face_idx == f]
         areas = shapely.area(shapely.intersection(projected[candidates], faces[f]))
         owner[f] = candidates[int(np.argmax(areas))]
+    # A face no cell holds is either a sliver between two cells whose shared edge was clipped
+    # separately (a centimetre wide: give it to the nearest cell) or a hole of the outline.
+    orphans = np.flatnonzero(counts == 0)
+    if len(orphans):
+        near_face, near_cell = tree.query_nearest(probes[orphans], max_distance=10 * size,
+                                                  all_matches=False)
+        owner[orphans[near_face]] = near_cell
     result = []
     for c in range(len(cells)):
         mine = faces[owner == c]

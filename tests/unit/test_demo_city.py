@@ -106,6 +106,12 @@ def test_outline_repair_is_recorded(city):
     assert not read_demo_outline().geometry.is_valid.all()   # the shipped file stays invalid
 
 
+def test_no_level_has_holes_since_the_outline_has_none(city):
+    assert shapely.get_num_interior_rings(city.outline) == 0
+    for level in (Level.CITY, Level.TOWNSHIP, Level.VILLAGE):
+        assert shapely.get_num_interior_rings(city.grids[level].geometry.values).sum() == 0
+
+
 def test_city_area_equals_the_repaired_outline(city):
     city_area = _metric_area(city.grids[Level.CITY].geometry.values, "EPSG:4490")[0]
     assert city_area == pytest.approx(city.outline_repair.area_after_m2, rel=1e-4)
@@ -123,7 +129,9 @@ def test_upper_levels_stay_seamless_with_defects(city, level):
 
 def _assert_children_cover_parents(city, level):
     children = city.grids[level]
-    assert shapely.coverage_is_valid(children.geometry.values)
+    # gap_width (degrees, about 1 m) also finds slivers between siblings inside the parent
+    assert shapely.coverage_is_valid(children.geometry.values, gap_width=1e-5)
+    assert shapely.get_num_interior_rings(children.geometry.values).sum() == 0
     parents = city.grids[level.parent].set_index("code").geometry
     for parent_code, group in children.groupby("parent_code"):
         union = shapely.coverage_union_all(group.geometry.values)
