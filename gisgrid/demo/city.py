@@ -526,7 +526,8 @@ def _build_base_coverage(cells: list, to_storage: pyproj.Transformer) -> list:
     """Base cells (metric) -> exact coverage in EPSG:4490, one geometry per cell.
 
     The boundaries of all cells are noded, reprojected, noded again on the storage precision
-    grid and polygonized; each face goes to the cell holding it, so shared edges are vertex-identical.
+    grid and polygonized; each face goes to the cell holding it, so shared edges are
+    vertex-identical.
     """
     size = grid_size_for(DEFAULT_SRID)
     cells = np.array(cells, dtype=object)

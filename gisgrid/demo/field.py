@@ -601,7 +601,8 @@ def build_demo_hazards(city: DemoCity, units: gpd.GeoDataFrame, seed: int = DEFA
         inside_units.geometry.values.to_numpy()[unit_pick], space.to_metric))
 
     villages = np.vstack([space.anchors["community"], space.anchors["village"]])
-    hot_villages = villages[rng.choice(len(villages), size=30, replace=False)]
+    hot_count = min(30, len(villages))
+    hot_villages = villages[rng.choice(len(villages), size=hot_count, replace=False)]
     hot_centres = space.scatter(hot_villages, 500.0, rng)
     hot_sigma = rng.uniform(150.0, 600.0, size=len(hot_centres))
     hot_items = rng.integers(0, 1000, size=len(hot_centres))

@@ -1,4 +1,4 @@
-"""Synthetic field data of the demo city: counts, clustering, defects on purpose, legal workflows."""
+"""Synthetic field data of the demo city: counts, clustering, defects, legal workflows."""
 
 from __future__ import annotations
 
@@ -256,3 +256,14 @@ def test_hazards_are_deterministic(city, units, people, hazards):
     again = build_demo_hazards(city, units, start=START, days=30, people=people)
     assert again.hazards.drop(columns="geom").equals(hazards.hazards.drop(columns="geom"))
     assert again.steps == hazards.steps
+
+
+def test_a_small_city_gets_every_kind_of_field_data():
+    small = build_demo_city(townships=4, villages=12, base_grids=40, seed=3)
+    people = build_demo_people(small, 3, unstaffed=2)
+    units = build_demo_units(small, 3, count=100, outside=2)
+    hazards = build_demo_hazards(small, units, 3, count=50, outside=2, people=people)
+    patrols = build_demo_patrols(small, people, START, days=2, seed=3)
+    assert len(units) == 102 and units.base_code.isna().sum() >= 2
+    assert set(hazards.hazards.target_state) == {s.value for s in State}
+    assert len(patrols.patrols) + len(patrols.missed) == 40 * 2
