@@ -48,6 +48,7 @@ _OUTSIDE = -1  # lookup value: the cell lies outside every grid
 _EDGE = -2  # lookup value: a grid edge crosses the cell, an exact test is needed
 _DEFAULT_CELLS_PER_GRID = 1024
 _MAX_CELLS = 1 << 25  # 32 M cells (128 MB of int32) at most
+_BLOCK_CELLS = 1 << 20  # raster cells labelled at a time while building
 
 
 @dataclass(frozen=True)
@@ -351,7 +352,10 @@ def _resolve_exactly(tree: shapely.STRtree, ids: np.ndarray, x: np.ndarray,
 
 def _build_raster(geoms: np.ndarray, ids: np.ndarray, tree: shapely.STRtree,
                   cells_per_grid: int) -> _LookupRaster:
-    """Lay the lookup raster over ``geoms`` (see the module doc)."""
+    """Lay the lookup raster over ``geoms`` (see the module doc).
+
+    Works in blocks of rows so that the temporaries stay small next to the raster itself.
+    """
     if not len(geoms):
         return _LookupRaster(0.0, 0.0, 1.0, 1, 1, np.full(1, _OUTSIDE, dtype=np.int32))
     minx, miny, maxx, maxy = shapely.total_bounds(geoms)
@@ -364,26 +368,38 @@ def _build_raster(geoms: np.ndarray, ids: np.ndarray, tree: shapely.STRtree,
     x0, y0 = float(minx - cell_size / 2), float(miny - cell_size / 2)
 
     codes = np.zeros(ny * nx, dtype=np.int32)
-    codes[_edge_cells(geoms, x0, y0, cell_size, nx, ny)] = _EDGE
-    # Label runs of edge-free cells row by row: each run lies inside one grid, or outside all.
-    free = (codes != _EDGE).reshape(ny, nx)
-    padded = np.zeros((ny, nx + 1), dtype=bool)
-    padded[:, :nx] = free
-    flat = padded.ravel()
-    starts = np.flatnonzero(flat & ~np.r_[False, flat[:-1]])
-    row, col = np.divmod(starts, nx + 1)
-    cx = x0 + (col + 0.5) * cell_size
-    cy = y0 + (row + 0.5) * cell_size
-    label = _resolve_exactly(tree, ids, cx, cy)
-    run_of_cell = np.cumsum(flat & ~np.r_[False, flat[:-1]]) - 1
-    labelled = np.where(flat, label[np.maximum(run_of_cell, 0)], _EDGE)
-    codes = labelled.reshape(ny, nx + 1)[:, :nx].ravel().astype(np.int32)
+    _mark_edge_cells(codes, geoms, x0, y0, cell_size, nx, ny)
+    grid = codes.reshape(ny, nx)
+    block_rows = max(1, _BLOCK_CELLS // nx)
+    for r0 in range(0, ny, block_rows):
+        block = grid[r0:r0 + block_rows]
+        _label_runs(block, r0, x0, y0, cell_size, tree, ids)
     return _LookupRaster(x0, y0, cell_size, nx, ny, codes)
 
 
-def _edge_cells(geoms: np.ndarray, x0: float, y0: float, h: float, nx: int,
-                ny: int) -> np.ndarray:
-    """Flat indices of every raster cell that a grid edge touches (conservatively, repeated).
+def _label_runs(block: np.ndarray, r0: int, x0: float, y0: float, h: float,
+                tree: shapely.STRtree, ids: np.ndarray) -> None:
+    """Label, in place, each horizontal run of edge-free cells of ``block`` (rows from
+    ``r0``): one exact test at the run's first cell decides the whole run."""
+    rows, nx = block.shape
+    free = np.zeros((rows, nx + 1), dtype=bool)  # a last False column ends runs at row ends
+    free[:, :nx] = block != _EDGE
+    flat = free.ravel()
+    start = flat.copy()
+    start[1:] &= ~flat[:-1]
+    starts = np.flatnonzero(start)
+    if not len(starts):
+        return
+    row, col = np.divmod(starts, nx + 1)
+    label = _resolve_exactly(tree, ids, x0 + (col + 0.5) * h, y0 + (row + r0 + 0.5) * h)
+    run = np.cumsum(start, dtype=np.int32) - 1
+    labelled = np.where(flat, label[np.maximum(run, 0)], np.int32(_EDGE))
+    block[:] = labelled.reshape(rows, nx + 1)[:, :nx]
+
+
+def _mark_edge_cells(codes: np.ndarray, geoms: np.ndarray, x0: float, y0: float, h: float,
+                     nx: int, ny: int) -> None:
+    """Set to ``_EDGE`` every raster cell that a grid edge touches (conservatively).
 
     A segment touches the cells holding its end points and, wherever it crosses a raster
     line, the cells on both sides of the crossing; a small tolerance marks all neighbours of
@@ -396,7 +412,7 @@ def _edge_cells(geoms: np.ndarray, x0: float, y0: float, h: float, nx: int,
     v = (coords[:, 1] - y0) / h
     u1, v1, u2, v2 = u[:-1][same], v[:-1][same], u[1:][same], v[1:][same]
     eps = 1e-6
-    cells = [_cells_at(u, v, eps, nx, ny)]
+    _mark_cells_at(codes, u, v, eps, nx, ny)
     for (a1, b1, a2, b2, transpose) in ((u1, v1, u2, v2, False), (v1, u1, v2, u2, True)):
         # crossings of the lines a = k (integer k), at b = b1 + (k - a1) * slope
         lo, hi = np.minimum(a1, a2), np.maximum(a1, a2)
@@ -409,17 +425,17 @@ def _edge_cells(geoms: np.ndarray, x0: float, y0: float, h: float, nx: int,
         b = b1[seg] + t * (b2 - b1)[seg]
         for side in (k - 1, k):
             a = side.astype(np.float64) + 0.5  # centre of the cell on that side of the line
-            cells.append(_cells_at(b, a, eps, nx, ny) if transpose
-                         else _cells_at(a, b, eps, nx, ny))
-    return np.concatenate(cells)  # may repeat: callers only mark them
+            if transpose:
+                _mark_cells_at(codes, b, a, eps, nx, ny)
+            else:
+                _mark_cells_at(codes, a, b, eps, nx, ny)
 
 
-def _cells_at(u: np.ndarray, v: np.ndarray, eps: float, nx: int, ny: int) -> np.ndarray:
-    """Flat indices of the cells within ``eps`` (in cell units) of each point (u, v)."""
-    out = []
+def _mark_cells_at(codes: np.ndarray, u: np.ndarray, v: np.ndarray, eps: float, nx: int,
+                   ny: int) -> None:
+    """Set to ``_EDGE`` the cells within ``eps`` (in cell units) of each point (u, v)."""
     for du in (-eps, eps):
+        iu = np.clip(np.floor(u + du).astype(np.int64), 0, nx - 1)
         for dv in (-eps, eps):
-            iu = np.clip(np.floor(u + du).astype(np.int64), 0, nx - 1)
             iv = np.clip(np.floor(v + dv).astype(np.int64), 0, ny - 1)
-            out.append(iv * nx + iu)
-    return np.concatenate(out)
+            codes[iv * nx + iu] = _EDGE
