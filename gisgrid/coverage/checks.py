@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
@@ -30,18 +31,35 @@ DEFAULT_STRADDLE_SHARE = 0.1  # a parent must hold > 10 % of a child for it to s
 _POLYGONAL = (shapely.GeometryType.POLYGON, shapely.GeometryType.MULTIPOLYGON)
 
 
-def polygonal_fix(geoms: np.ndarray) -> np.ndarray:
+def classify_geometries(geoms: np.ndarray) -> dict[str, np.ndarray]:
+    """Boolean masks ``missing``, ``empty``, ``polygonal`` and ``valid`` of ``geoms``.
+
+    ``valid`` is computed once here (it is the costly test) and reused by
+    :func:`polygonal_fix` and :func:`check_geometries`; it is True only for polygonal,
+    non-empty, valid features.
+    """
+    geoms = np.asarray(geoms, dtype=object)
+    missing = shapely.is_missing(geoms)
+    present = np.where(missing, shapely.Polygon(), geoms)
+    polygonal = ~missing & np.isin(shapely.get_type_id(present), _POLYGONAL)
+    empty = ~missing & shapely.is_empty(present)
+    valid = polygonal & ~empty
+    valid[valid] = shapely.is_valid(geoms[valid])
+    return {"missing": missing, "empty": empty, "polygonal": polygonal, "valid": valid}
+
+
+def polygonal_fix(geoms: np.ndarray, status: dict | None = None) -> np.ndarray:
     """Valid polygonal versions of ``geoms`` for overlay (empty where nothing polygonal is left).
 
-    Valid polygons are returned as they are; the rest go through
+    Valid polygons are returned as they are (``status`` from :func:`classify_geometries`
+    saves testing them again); the rest go through
     ``make_valid(method="structure", keep_collapsed=False)`` and keep only polygonal parts.
     """
     geoms = np.asarray(geoms, dtype=object)
+    status = status if status is not None else classify_geometries(geoms)
     out = geoms.copy()
-    missing = shapely.is_missing(geoms)
-    out[missing] = shapely.Polygon()
-    types = shapely.get_type_id(out)
-    ok = np.isin(types, _POLYGONAL) & shapely.is_valid(out)
+    out[status["missing"]] = shapely.Polygon()
+    ok = status["valid"] | (status["polygonal"] & status["empty"])
     for i in np.flatnonzero(~ok):
         fixed = out[i]
         if shapely.get_type_id(fixed) in (shapely.GeometryType.POLYGON,
@@ -54,34 +72,38 @@ def polygonal_fix(geoms: np.ndarray) -> np.ndarray:
     return out
 
 
-def widths_of(geoms: np.ndarray) -> np.ndarray:
-    """Width (diameter of the maximum inscribed circle) of each polygonal geometry, in its units."""
+def widths_of(geoms: np.ndarray, tolerance=None) -> np.ndarray:
+    """Width (diameter of the maximum inscribed circle) of each polygonal geometry, in its units.
+
+    ``tolerance`` (scalar or one per geometry, in the geometries' units) is passed to
+    ``shapely.maximum_inscribed_circle``: the radius found is at most ``tolerance`` short, so
+    the width is at most twice that short. Default: a tenth of area / perimeter (relative).
+    """
     geoms = np.asarray(geoms, dtype=object)
     if len(geoms) == 0:
         return np.zeros(0)
-    area = shapely.area(geoms)
-    perim = shapely.length(geoms)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        tol = np.where(perim > 0, np.maximum(0.1 * area / perim, 1e-3), 1e-3)
-    radius = shapely.length(shapely.maximum_inscribed_circle(geoms, tol))
+    if tolerance is None:
+        area = shapely.area(geoms)
+        perim = shapely.length(geoms)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            tolerance = np.where(perim > 0, np.maximum(0.1 * area / perim, 1e-3), 1e-3)
+    radius = shapely.length(shapely.maximum_inscribed_circle(geoms, tolerance))
     return 2.0 * np.nan_to_num(radius)
 
 
-def check_geometries(geoms: np.ndarray, codes: Sequence[str], level, parent_codes) -> list[Finding]:
+def check_geometries(geoms: np.ndarray, codes: Sequence[str], level, parent_codes,
+                     status: dict | None = None) -> list[Finding]:
     """``invalid_geometry`` findings: missing, empty, non-polygonal and invalid features.
 
     The finding geometry is the location shapely reports (a point) or the feature itself.
+    ``status`` is :func:`classify_geometries` of ``geoms`` when already known.
     """
     geoms = np.asarray(geoms, dtype=object)
+    status = status if status is not None else classify_geometries(geoms)
+    missing, empty = status["missing"], status["empty"]
+    polygonal, valid = status["polygonal"], status["valid"]
     findings = []
-    missing = shapely.is_missing(geoms)
-    types = np.where(missing, -1, shapely.get_type_id(np.where(missing, None, geoms)))
-    empty = ~missing & shapely.is_empty(np.where(missing, shapely.Polygon(), geoms))
-    polygonal = np.isin(types, _POLYGONAL)
-    valid = np.ones(len(geoms), dtype=bool)
-    check = polygonal & ~empty
-    valid[check] = shapely.is_valid(geoms[check])
-    for i in np.flatnonzero(missing | empty | ~polygonal | ~valid):
+    for i in np.flatnonzero(~valid):
         if missing[i]:
             reason, where = "missing geometry", None
         elif empty[i]:
@@ -110,12 +132,17 @@ def _reason_location(reason: str):
 
 def check_duplicate_codes(codes: Sequence[str], level, parent_codes, geoms) -> list[Finding]:
     """``duplicate_code`` findings: one per code used by more than one feature of a level."""
-    counts = Counter(codes)
+    repeated = sorted(code for code, count in Counter(codes).items() if count > 1)
+    if not repeated:
+        return []
+    positions: dict[str, list[int]] = {code: [] for code in repeated}
+    for i, c in enumerate(codes):
+        if c in positions:
+            positions[c].append(i)
     findings = []
-    for code, count in sorted(counts.items()):
-        if count < 2:
-            continue
-        idx = [i for i, c in enumerate(codes) if c == code]
+    for code in repeated:
+        idx = positions[code]
+        count = len(idx)
         parts = [g for g in (geoms[i] for i in idx) if g is not None and not shapely.is_empty(g)]
         findings.append(Finding(
             kind="duplicate_code", level=level, codes=(str(code),),
@@ -137,13 +164,20 @@ def check_slivers(fixed: np.ndarray, codes: Sequence[str], level, parent_codes,
     """
     if sliver_width <= 0 or len(fixed) == 0:
         return []
-    parts, owner = shapely.get_parts(np.asarray(fixed, dtype=object), return_index=True)
+    fixed = np.asarray(fixed, dtype=object)
+    n_parts = shapely.get_num_geometries(fixed)
+    # a polygon is its own only part: get_parts only for the multipolygons
+    single = (n_parts == 1) & (shapely.get_type_id(fixed) == shapely.GeometryType.POLYGON)
+    multi = np.flatnonzero((n_parts >= 1) & ~single)
+    split, split_owner = shapely.get_parts(fixed[multi], return_index=True)
+    parts = np.concatenate([fixed[single], split])
+    owner = np.concatenate([np.flatnonzero(single), multi[split_owner]])
     if len(parts) == 0:
         return []
     area = shapely.area(parts)
     perim = shapely.length(parts)
     candidates = np.flatnonzero((perim > 0) & (area * scale < sliver_width * perim))
-    n_parts = np.bincount(owner, minlength=len(fixed))
+    candidates = candidates[np.argsort(owner[candidates], kind="stable")]
     return [Finding(kind="sliver", level=level, codes=(str(codes[owner[j]]),),
                     parent_code=parent_codes[owner[j]], geometry=parts[j],
                     detail={"parts": int(n_parts[owner[j]]), "sliver_width_m": float(sliver_width)})
@@ -158,11 +192,23 @@ def _area_parts(geom, min_area: float = 0.0):
     return [p for p in parts if p.area > min_area]
 
 
-def union_of(fixed: np.ndarray, *, coverage_valid: bool):
-    """Union of valid polygons: ``coverage_union_all`` on a valid coverage, else ``union_all``."""
+def union_of(fixed: np.ndarray, *, coverage_valid: bool, bad=None):
+    """Union of valid polygons: ``coverage_union_all`` on a valid coverage, else ``union_all``.
+
+    ``bad``: positions of the only features with invalid edges; the others form a valid
+    coverage, dissolved by ``coverage_union_all`` before the overlay with the bad ones.
+    """
     fixed = np.asarray(fixed, dtype=object)
     if len(fixed) == 0:
         return shapely.Polygon()
+    if not coverage_valid and bad is not None and 0 < len(bad) < len(fixed):
+        good = np.ones(len(fixed), dtype=bool)
+        good[bad] = False
+        try:
+            rest = shapely.coverage_union_all(fixed[good])
+        except shapely.errors.GEOSException:
+            return shapely.union_all(fixed)
+        return shapely.union_all(np.concatenate([[rest], fixed[~good]]))
     if coverage_valid:
         try:
             return shapely.coverage_union_all(fixed)
@@ -171,9 +217,141 @@ def union_of(fixed: np.ndarray, *, coverage_valid: bool):
     return shapely.union_all(fixed)
 
 
+FRAME_MARGIN = 0.05   # the frame around a parent reaches this share of its size beyond it
+
+
+def frame_rings(parent_geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The frame of each parent: (its box, the box minus the parent).
+
+    The box is the parent's bounding box grown by :data:`FRAME_MARGIN` of its size; the ring
+    (box minus parent, holes included) holds the parent's boundary with its own vertices, so
+    a coverage check of the children plus the ring tests that they reach the parent's border
+    vertex for vertex and do not cross it. Empty parents get an empty ring.
+    """
+    geoms = np.asarray(parent_geoms, dtype=object)
+    if len(geoms) == 0:
+        return np.zeros((0, 4)), np.zeros(0, dtype=object)
+    bounds = shapely.bounds(geoms)
+    size = np.fmax(bounds[:, 2] - bounds[:, 0], bounds[:, 3] - bounds[:, 1])
+    margin = np.nan_to_num(FRAME_MARGIN * size) + 1e-9
+    boxes = np.column_stack([bounds[:, 0] - margin, bounds[:, 1] - margin,
+                             bounds[:, 2] + margin, bounds[:, 3] + margin])
+    empty = shapely.is_empty(geoms)
+    rings = np.full(len(geoms), shapely.Polygon(), dtype=object)
+    if (~empty).any():
+        rings[~empty] = shapely.difference(shapely.box(*boxes[~empty].T), geoms[~empty])
+    return boxes, rings
+
+
+@dataclass
+class EdgeCheck:
+    """What :func:`check_edges` learnt about a level.
+
+    Attributes
+    ----------
+    edges : array
+        Per feature: its invalid edges, or None when they all match.
+    candidates : array of bool
+        Per feature: an invalid edge against its siblings or its parent's frame ring
+        (stage 1); every child that overlaps a sibling or crosses its parent's border is one.
+    exact : array of bool
+        Per partition: the children form a valid coverage whose union is exactly the parent
+        (vertex for vertex): no overlap, gap or part outside the parent is possible.
+    unions : list
+        Per partition: the union of the children when their coverage is valid, else None.
+    boxes : list
+        Per partition: the frame box ``(minx, miny, maxx, maxy)`` its children were checked
+        in, or None when no ring was needed.
+    """
+
+    edges: np.ndarray
+    candidates: np.ndarray
+    exact: np.ndarray
+    unions: list
+    boxes: list
+
+
+def check_edges(fixed: np.ndarray, partitions: Sequence[np.ndarray],
+                parent_geoms: Sequence) -> EdgeCheck:
+    """Invalid edges of each feature (``shapely.coverage_invalid_edges``), partition by partition.
+
+    Parameters
+    ----------
+    fixed : valid polygonal geometries of one level
+    partitions : index arrays into ``fixed``, one per parent partition
+    parent_geoms : one per partition, the parent's valid polygonal geometry or None
+
+    Notes
+    -----
+    Never one coverage call over the whole level; two stages instead:
+
+    1. each partition is checked alone. When its coverage is valid and its union is exactly
+       the parent (normalised, vertex for vertex), its children also match the parent's
+       border: nothing more to do. Otherwise it is checked again with the parent's frame ring
+       (:func:`frame_rings`) as one more member; a child with an invalid edge is a
+       *candidate*. A child whose edges all match its siblings and its parent's border can
+       only mismatch a child of another parent where the two parents mismatch (reported on
+       their own level). Partitions without a parent geometry have no ring: their children
+       touching another partition are candidates too.
+    2. each partition's candidates are checked again with every feature of the level they
+       intersect (siblings and children of neighbouring parents), without the ring; the edges
+       found there are the result. A candidate's whole neighbourhood is in its group, so its
+       edges are those one check of the whole level would give; a non-candidate's mismatches
+       are all with candidates, hence found in their groups.
+    """
+    fixed = np.asarray(fixed, dtype=object)
+    n, m = len(fixed), len(partitions)
+    candidate = np.zeros(n, dtype=bool)
+    partition_of = np.full(n, -1)
+    exact = np.zeros(m, dtype=bool)
+    unions: list = [None] * m
+    boxes: list = [None] * m
+    for k, idx in enumerate(partitions):
+        partition_of[idx] = k
+        members = fixed[idx]
+        mismatched = ~shapely.is_empty(shapely.coverage_invalid_edges(members))
+        parent = parent_geoms[k]
+        if parent is None or shapely.is_empty(parent):
+            candidate[idx] = mismatched
+            continue
+        if not mismatched.any():
+            unions[k] = union_of(members, coverage_valid=True)
+            if shapely.equals_exact(shapely.normalize(unions[k]), shapely.normalize(parent), 0.0):
+                exact[k] = True
+                continue
+        box, ring = frame_rings(np.array([parent], dtype=object))
+        boxes[k] = tuple(box[0])
+        framed = np.concatenate([members, ring])
+        candidate[idx] = ~shapely.is_empty(shapely.coverage_invalid_edges(framed)[:len(idx)])
+    edges = np.full(n, None, dtype=object)
+    unframed = [k for k in range(m) if parent_geoms[k] is None or shapely.is_empty(parent_geoms[k])]
+    tree = None
+    if unframed and m > 1:
+        tree = shapely.STRtree(fixed)
+        sel = np.concatenate([partitions[k] for k in unframed])
+        a, b = tree.query(fixed[sel], predicate="intersects")
+        candidate[sel[a[partition_of[sel[a]] != partition_of[b]]]] = True
+    if candidate.any():
+        tree = tree if tree is not None else shapely.STRtree(fixed)
+        found: dict[int, list] = {}
+        for idx in partitions:
+            picked = idx[candidate[idx]]
+            if len(picked) == 0:
+                continue
+            _, near = tree.query(fixed[picked], predicate="intersects")
+            group = np.union1d(picked, near)
+            group_edges = shapely.coverage_invalid_edges(fixed[group])
+            for g in np.flatnonzero(~shapely.is_empty(group_edges)):
+                found.setdefault(int(group[g]), []).append(group_edges[g])
+        for i, parts in found.items():
+            edges[i] = parts[0] if len(parts) == 1 else shapely.line_merge(shapely.union_all(parts))
+    return EdgeCheck(edges=edges, candidates=candidate, exact=exact, unions=unions, boxes=boxes)
+
+
 def check_partition(fixed: np.ndarray, codes: Sequence[str], level, parent_code,
-                    parent_geom=None):
-    """Check the children of one parent: edge mismatches, overlaps, gaps, parts outside the parent.
+                    parent_geom=None, *, bad: np.ndarray | None = None, union: bool = True,
+                    whole=None):
+    """Check the children of one parent: overlaps, gaps, parts outside the parent.
 
     Parameters
     ----------
@@ -182,38 +360,46 @@ def check_partition(fixed: np.ndarray, codes: Sequence[str], level, parent_code,
     level : the children's level
     parent_code : the parent's code (None for a top level)
     parent_geom : the parent's valid polygonal geometry, or None to skip gaps and outside parts
+    bad : positions (in ``fixed``) of the children that may overlap a sibling (those with an
+        invalid edge; in a pair where one contains the other, the contained one has invalid
+        edges). None: computed here with ``shapely.coverage_invalid_edges``.
+    union : whether the union of the children is wanted back (it is computed anyway when
+        gaps or outside parts are measured)
+    whole : the union of the children when already known
 
     Returns
     -------
-    (findings, union) : the findings and the union of the children (for the caller's use)
+    (findings, union, outside) : the findings, the union of the children (None when not
+    computed), and the positions of the children with a part outside the parent
     """
     fixed = np.asarray(fixed, dtype=object)
     findings: list[Finding] = []
     if len(fixed) == 0:
-        return findings, shapely.Polygon()
-    edges = shapely.coverage_invalid_edges(fixed)
-    bad = np.flatnonzero(~shapely.is_empty(edges) & ~shapely.is_missing(edges))
-    for i in bad:
-        findings.append(Finding(
-            kind="edge_mismatch", level=level, codes=(str(codes[i]),), parent_code=parent_code,
-            geometry=edges[i]))
+        return findings, shapely.Polygon(), np.zeros(0, dtype=int)
+    if bad is None:
+        edges = shapely.coverage_invalid_edges(fixed)
+        bad = np.flatnonzero(~shapely.is_empty(edges) & ~shapely.is_missing(edges))
     if len(bad):
-        findings.extend(_overlaps(fixed, codes, bad, level, parent_code))
-    union = union_of(fixed, coverage_valid=len(bad) == 0)
-    if parent_geom is not None and not shapely.is_empty(parent_geom):
+        findings.extend(_overlaps(fixed, codes, np.asarray(bad), level, parent_code))
+    has_parent = parent_geom is not None and not shapely.is_empty(parent_geom)
+    if whole is None and (union or has_parent):
+        whole = union_of(fixed, coverage_valid=len(bad) == 0, bad=bad)
+    outside_children: set[int] = set()
+    if has_parent:
         tree = shapely.STRtree(fixed)
-        gaps = _area_parts(shapely.difference(parent_geom, union))
+        gaps = _area_parts(shapely.difference(parent_geom, whole))
         minx, miny, maxx, maxy = shapely.bounds(parent_geom)
         touch = 1e-7 * max(maxx - minx, maxy - miny)   # overlay round-off, in CRS units
         findings.extend(gap_findings(gaps, tree, codes, level, parent_code, touch))
-        outside = _area_parts(shapely.difference(union, parent_geom))
+        outside = _area_parts(shapely.difference(whole, parent_geom))
         for part in outside:
             hits = tree.query(part, predicate="intersects")
             hits = [h for h in hits if shapely.area(shapely.intersection(fixed[h], part)) > 0]
+            outside_children.update(int(h) for h in hits)
             findings.append(Finding(
                 kind="outside_parent", level=level, codes=tuple(sorted(str(codes[h]) for h in hits)),
                 parent_code=parent_code, geometry=part))
-    return findings, union
+    return findings, whole, np.array(sorted(outside_children), dtype=int)
 
 
 def gap_findings(gaps: Sequence, tree: shapely.STRtree, codes: Sequence[str], level,
@@ -273,13 +459,15 @@ def check_holes(union, level, tree: shapely.STRtree, codes) -> list[Finding]:
 def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_codes, parent_fixed,
                        level, *, min_area: float = DEFAULT_MIN_AREA,
                        straddle_share: float = DEFAULT_STRADDLE_SHARE,
-                       m2_per_unit2: float = 1.0) -> list[Finding]:
+                       m2_per_unit2: float = 1.0, candidates=None) -> list[Finding]:
     """``orphan``, ``childless_parent`` and ``straddles_parents`` findings.
 
     A child is an orphan when its parent code is missing or names no parent. A parent with no
     child is childless. A child straddles parents when at least two parents each hold more than
     ``min_area`` (m2; areas converted with ``m2_per_unit2``) and more than ``straddle_share``
-    of its area.
+    of its area. Only the children at ``candidates`` (positions) are tested for straddling
+    (default: all): a child lying inside its own parent, which overlaps no other parent,
+    cannot straddle.
     """
     findings = []
     known = set(parent_codes)
@@ -296,24 +484,30 @@ def check_parent_links(child_codes, child_parent_codes, child_fixed, parent_code
             findings.append(Finding(
                 kind="childless_parent", level=parent_level, codes=(str(code),),
                 parent_code=None, geometry=parent_fixed[j], area_m2=None))
-    if len(child_fixed) and len(parent_fixed):
-        tree = shapely.STRtree(child_fixed)
-        # predicate(parent, child): the prepared parent is reused for its candidates
-        p_idx, c_idx = tree.query(parent_fixed, predicate="overlaps")
-        if len(p_idx):
-            shares = shapely.area(shapely.intersection(parent_fixed[p_idx], child_fixed[c_idx]))
-            child_area = shapely.area(child_fixed[c_idx])
-            big = (shares * m2_per_unit2 > min_area) & (shares > straddle_share * child_area)
-            held: dict[int, list[tuple[str, float]]] = {}
-            for p, c, s in zip(p_idx[big], c_idx[big], shares[big]):
-                held.setdefault(int(c), []).append((str(parent_codes[p]), float(s)))
-            for c, holders in sorted(held.items()):
-                if len(holders) < 2:
-                    continue
-                holders.sort()
-                findings.append(Finding(
-                    kind="straddles_parents", level=level, codes=(str(child_codes[c]),),
-                    parent_code=child_parent_codes[c], geometry=child_fixed[c],
-                    detail={"parent_shares": {code: round(s / float(shapely.area(child_fixed[c])), 4)
-                                              for code, s in holders}}))
+    child_fixed = np.asarray(child_fixed, dtype=object)
+    parent_fixed = np.asarray(parent_fixed, dtype=object)
+    candidates = (np.arange(len(child_fixed)) if candidates is None
+                  else np.asarray(candidates, dtype=int))
+    if len(candidates) == 0 or len(parent_fixed) == 0:
+        return findings
+    tree = shapely.STRtree(parent_fixed)
+    pos, p_idx = tree.query(child_fixed[candidates], predicate="intersects")
+    c_idx = candidates[pos]
+    if len(p_idx) == 0:
+        return findings
+    shares = shapely.area(shapely.intersection(parent_fixed[p_idx], child_fixed[c_idx]))
+    child_area = shapely.area(child_fixed[c_idx])
+    big = (shares * m2_per_unit2 > min_area) & (shares > straddle_share * child_area)
+    held: dict[int, list[tuple[str, float]]] = {}
+    for p, c, share in zip(p_idx[big], c_idx[big], shares[big]):
+        held.setdefault(int(c), []).append((str(parent_codes[p]), float(share)))
+    for c, holders in sorted(held.items()):
+        if len(holders) < 2:
+            continue
+        holders.sort()
+        area = float(shapely.area(child_fixed[c]))
+        findings.append(Finding(
+            kind="straddles_parents", level=level, codes=(str(child_codes[c]),),
+            parent_code=child_parent_codes[c], geometry=child_fixed[c],
+            detail={"parent_shares": {code: round(share / area, 4) for code, share in holders}}))
     return findings

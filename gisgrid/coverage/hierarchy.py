@@ -18,7 +18,7 @@ projected to the local metric CRS (:func:`gisgrid.crs.local_metric_crs`) to be m
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -43,6 +43,7 @@ class Layer:
     geoms: np.ndarray       # as given
     fixed: np.ndarray       # valid polygonal (make_valid structure where needed)
     has_parent_field: bool
+    status: dict | None = None   # checks.classify_geometries(geoms)
 
     def first_index(self) -> dict[str, int]:
         """Position of the first feature holding each code."""
@@ -52,11 +53,13 @@ class Layer:
         return out
 
 
-def _clean_code(value) -> str | None:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return None
-    text = str(value).strip()
-    return text or None
+def _clean_codes(values: pd.Series) -> list[str | None]:
+    """Codes as stripped text; None where missing or blank."""
+    if len(values) == 0:
+        return []
+    missing = values.isna().to_numpy()
+    text = values.astype(str).str.strip().to_numpy(dtype=object)
+    return np.where(missing | (text == ""), None, text).tolist()
 
 
 def prepare_layer(frame: gpd.GeoDataFrame, *, code_field: str = "code",
@@ -75,7 +78,7 @@ def prepare_layer(frame: gpd.GeoDataFrame, *, code_field: str = "code",
             f"{what} has no code field {code_field!r}",
             [f"fields present: {', '.join(map(str, frame.columns)) or '(none)'}",
              "choose the field with --code-field"])
-    codes = [_clean_code(v) for v in frame[code_field].tolist()]
+    codes = _clean_codes(frame[code_field])
     for pos, code in enumerate(codes):
         if code is None:
             problems.append(f"feature {pos + 1} (row index {frame.index[pos]!r}): "
@@ -83,8 +86,7 @@ def prepare_layer(frame: gpd.GeoDataFrame, *, code_field: str = "code",
     if problems:
         raise InputError(f"{what}: {len(problems)} features have no code", problems)
     has_parent = parent_field in frame.columns
-    parent_codes = ([_clean_code(v) for v in frame[parent_field].tolist()] if has_parent
-                    else [None] * len(frame))
+    parent_codes = _clean_codes(frame[parent_field]) if has_parent else [None] * len(frame)
     if level is None and "level" in frame.columns and len(frame):
         values = pd.unique(frame["level"].dropna())
         if len(values) > 1:
@@ -92,63 +94,136 @@ def prepare_layer(frame: gpd.GeoDataFrame, *, code_field: str = "code",
                              "validate it with validate_hierarchy or choose one level")
         level = int(values[0]) if len(values) else None
     geoms = np.asarray(frame.geometry.values, dtype=object)
+    status = checks.classify_geometries(geoms)
     return Layer(codes=codes, parent_codes=parent_codes, level=level, geoms=geoms,
-                 fixed=checks.polygonal_fix(geoms), has_parent_field=has_parent)
+                 fixed=checks.polygonal_fix(geoms, status), has_parent_field=has_parent,
+                 status=status)
+
+
+class Projector:
+    """Projects geometries from the input CRS to the metric CRS (one transformer per run)."""
+
+    def __init__(self, crs, metric_crs):
+        self.crs = pyproj.CRS(crs)
+        self.metric_crs = pyproj.CRS(metric_crs)
+        self.identity = self.crs.equals(self.metric_crs)
+        self.transformer = (None if self.identity else
+                            pyproj.Transformer.from_crs(self.crs, self.metric_crs,
+                                                        always_xy=True))
+
+    def to_metric(self, geoms) -> np.ndarray:
+        """``geoms`` (array, None allowed) in the metric CRS."""
+        geoms = np.asarray(geoms, dtype=object)
+        if self.identity:
+            return geoms
+        return shapely.transform(geoms, self._transform_xy)
+
+    def _transform_xy(self, coords: np.ndarray) -> np.ndarray:
+        xs, ys = self.transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([xs, ys])
+
+    def scale_factors(self, geoms) -> tuple[float, float]:
+        """Metres per CRS unit along x and y near the centre of ``geoms`` (1, 1 when metric)."""
+        if self.identity:
+            return 1.0, 1.0
+        geoms = np.asarray(geoms, dtype=object)
+        minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+        if not np.isfinite([minx, miny, maxx, maxy]).all():
+            return 1.0, 1.0
+        cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
+        d = max(maxx - minx, maxy - miny, 1e-9) * 1e-3
+        xs, ys = self.transformer.transform([cx, cx + d, cx], [cy, cy, cy + d])
+        kx = float(np.hypot(xs[1] - xs[0], ys[1] - ys[0]) / d)
+        ky = float(np.hypot(xs[2] - xs[0], ys[2] - ys[0]) / d)
+        return kx, ky
 
 
 def scale_factors(frame_or_geoms, crs, metric_crs) -> tuple[float, float]:
     """Metres per CRS unit along x and y near the centre of the data (1, 1 when metric)."""
-    if pyproj.CRS(crs).equals(pyproj.CRS(metric_crs)):
-        return 1.0, 1.0
-    geoms = np.asarray(frame_or_geoms, dtype=object)
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    if not np.isfinite([minx, miny, maxx, maxy]).all():
-        return 1.0, 1.0
-    cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
-    d = max(maxx - minx, maxy - miny, 1e-9) * 1e-3
-    to_metric = pyproj.Transformer.from_crs(crs, metric_crs, always_xy=True)
-    xs, ys = to_metric.transform([cx, cx + d, cx], [cy, cy, cy + d])
-    kx = float(np.hypot(xs[1] - xs[0], ys[1] - ys[0]) / d)
-    ky = float(np.hypot(xs[2] - xs[0], ys[2] - ys[0]) / d)
-    return kx, ky
+    return Projector(crs, metric_crs).scale_factors(frame_or_geoms)
+
+
+def partitions_of(parent_codes: Sequence) -> tuple[list, list[np.ndarray]]:
+    """Parent codes in order of first appearance and the positions of each one's children."""
+    if len(parent_codes) == 0:
+        return [], []
+    inverse, keys = pd.factorize(pd.Series(list(parent_codes), dtype=object),
+                                 use_na_sentinel=True)
+    inverse = np.where(inverse < 0, len(keys), inverse)   # missing parent code: its own group
+    order = np.argsort(inverse, kind="stable")
+    counts = np.bincount(inverse, minlength=len(keys) + 1)
+    groups = np.split(order, np.cumsum(counts)[:-1])
+    out_keys = list(keys) + [None]
+    kept = [(k, g) for k, g in zip(out_keys, groups) if len(g)]
+    kept.sort(key=lambda kg: kg[1][0])                     # first appearance
+    return [k for k, _ in kept], [g for _, g in kept]
 
 
 _AREA_KINDS = ("overlap", "gap", "outside_parent")
 
 
+def width_tolerance(sliver_width: float):
+    """Tolerance (m) of the inscribed-circle search: a twentieth of the sliver width.
+
+    Widths only need to be exact relative to the threshold; slivers whose width lands within
+    twice the tolerance of it are measured again (:data:`REFINE`) so the decision holds.
+    None when no sliver width is set (then a tenth of area / perimeter, per shape).
+    """
+    return sliver_width / 20.0 if sliver_width > 0 else None
+
+
+REFINE = 50.0   # near the sliver threshold, widths are measured again with tolerance / REFINE
+
+
 def measure_findings(findings: list[Finding], crs, metric_crs, *, min_area: float,
-                     sliver_width: float) -> list[Finding]:
+                     sliver_width: float, projector: Projector | None = None) -> list[Finding]:
     """Measure candidate findings in the metric CRS and drop those under the thresholds.
 
     Overlaps, gaps and outside parts get area and width and are dropped at or below
     ``min_area``; slivers get area and width and are dropped at or above ``sliver_width``;
-    edge mismatches get their length. Each kept finding carries its metric geometry in
-    ``detail["_metric"]`` until :func:`~gisgrid.coverage.report.finalise_findings`.
+    edge mismatches get their length. Widths carry the tolerance they were measured with
+    (``detail["width_tolerance_m"]``, see :func:`width_tolerance`). Each kept finding carries
+    its metric geometry in ``detail["_metric"]`` until
+    :func:`~gisgrid.coverage.report.finalise_findings`.
     """
     if not findings:
         return []
-    geoms = [f.geometry for f in findings]
-    if pyproj.CRS(crs).equals(pyproj.CRS(metric_crs)):
-        metric = np.asarray(geoms, dtype=object)
-    else:
-        metric = np.asarray(gpd.GeoSeries(geoms, crs=crs).to_crs(metric_crs).values, dtype=object)
+    projector = projector or Projector(crs, metric_crs)
+    metric = projector.to_metric([f.geometry for f in findings])
     kinds = np.array([f.kind for f in findings])
     measured = np.isin(kinds, _AREA_KINDS + ("sliver",))
     areas = np.zeros(len(findings))
     widths = np.zeros(len(findings))
     areas[measured] = shapely.area(metric[measured])
     wide_enough = measured & ((kinds == "sliver") | (areas > min_area))
-    widths[wide_enough] = checks.widths_of(metric[wide_enough])
+    base_tol = width_tolerance(sliver_width)
+    tols = np.zeros(len(findings))
+    if wide_enough.any():
+        geoms = metric[wide_enough]
+        if base_tol is None:
+            perim = shapely.length(geoms)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                tol = np.where(perim > 0, np.maximum(0.1 * areas[wide_enough] / perim, 1e-3),
+                               1e-3)
+        else:
+            tol = np.full(len(geoms), base_tol)
+        tols[wide_enough] = tol
+        widths[wide_enough] = checks.widths_of(geoms, tol)
+        if base_tol is not None:
+            near = (wide_enough & (kinds == "sliver")
+                    & (np.abs(widths - sliver_width) <= 2 * tols))
+            if near.any():
+                tols[near] = base_tol / REFINE
+                widths[near] = checks.widths_of(metric[near], tols[near])
     kept = []
     for i, finding in enumerate(findings):
-        if finding.kind in _AREA_KINDS:
-            if areas[i] <= min_area:
+        if finding.kind in _AREA_KINDS or finding.kind == "sliver":
+            if finding.kind == "sliver" and widths[i] >= sliver_width:
+                continue
+            if finding.kind != "sliver" and areas[i] <= min_area:
                 continue
             finding.area_m2, finding.width_m = float(areas[i]), float(widths[i])
-        elif finding.kind == "sliver":
-            if widths[i] >= sliver_width:
-                continue
-            finding.area_m2, finding.width_m = float(areas[i]), float(widths[i])
+            finding.detail["width_tolerance_m"] = round(float(tols[i]), 6)
         elif finding.kind == "edge_mismatch":
             finding.detail["length_m"] = round(float(shapely.length(metric[i])), 3)
         elif finding.kind == "straddles_parents":
@@ -158,48 +233,117 @@ def measure_findings(findings: list[Finding], crs, metric_crs, *, min_area: floa
     return kept
 
 
+GAP_AREA_SAFETY = 2.0   # a partition skips the gap overlay only below min_area / this
+
+
 def check_level(layer: Layer, parents: Layer | None, crs, metric_crs, *,
                 min_area: float = checks.DEFAULT_MIN_AREA,
                 sliver_width: float = checks.DEFAULT_SLIVER_WIDTH,
-                straddle_share: float = checks.DEFAULT_STRADDLE_SHARE):
+                straddle_share: float = checks.DEFAULT_STRADDLE_SHARE,
+                parent_edges: np.ndarray | None = None, projector: Projector | None = None):
     """All findings of one prepared level, measured, and the number of children per parent.
+
+    Parent partitions whose children plus the parent's frame ring form a valid coverage, lie
+    inside the frame and fill the parent's area (to within ``min_area`` / GAP_AREA_SAFETY)
+    have no overlap, gap or outside part: the overlay is skipped for them.
+
+    Parameters
+    ----------
+    parent_edges : invalid edges of the parent level (from its own check; None where a
+        parent's edges all match), or None to compute them here
+    projector : the run's :class:`Projector` (built here when None)
 
     Returns
     -------
-    (findings, features_by_parent)
+    (findings, features_by_parent, edges) : ``edges`` holds each feature's invalid edges
+    (None where they all match), for the check of the level below
     """
     level = layer.level
-    kx, ky = scale_factors(layer.fixed, crs, metric_crs)
-    findings = checks.check_geometries(layer.geoms, layer.codes, level, layer.parent_codes)
-    findings += checks.check_duplicate_codes(layer.codes, level, layer.parent_codes, layer.fixed)
-    findings += checks.check_slivers(layer.fixed, layer.codes, level, layer.parent_codes,
+    projector = projector or Projector(crs, metric_crs)
+    fixed = layer.fixed
+    kx, ky = projector.scale_factors(fixed)
+    findings = checks.check_geometries(layer.geoms, layer.codes, level, layer.parent_codes,
+                                       layer.status)
+    findings += checks.check_duplicate_codes(layer.codes, level, layer.parent_codes, fixed)
+    findings += checks.check_slivers(fixed, layer.codes, level, layer.parent_codes,
                                      sliver_width, scale=0.9 * min(kx, ky))
+    keys, partitions = partitions_of(layer.parent_codes)
+    features_by_parent = {(level, pc): len(idx) for pc, idx in zip(keys, partitions)}
     parent_index = parents.first_index() if parents is not None else {}
-    by_parent: dict[str | None, list[int]] = {}
-    for i, pc in enumerate(layer.parent_codes):
-        by_parent.setdefault(pc, []).append(i)
-    features_by_parent = {(level, pc): len(idx) for pc, idx in by_parent.items()}
-    unions = []
+    parent_pos = [parent_index.get(pc, -1) for pc in keys]
+    parent_geoms = [parents.fixed[p] if parents is not None and p >= 0 else None
+                    for p in parent_pos]
+    checked = checks.check_edges(fixed, partitions, parent_geoms)
+    edges = checked.edges
+    flagged = np.array([e is not None for e in edges], dtype=bool)
+    for i in np.flatnonzero(flagged):
+        findings.append(Finding(
+            kind="edge_mismatch", level=level, codes=(str(layer.codes[i]),),
+            parent_code=layer.parent_codes[i], geometry=edges[i]))
+    areas = shapely.area(fixed)
+    bounds = shapely.bounds(fixed)
     codes_arr = np.asarray(layer.codes, dtype=object)
-    for pc, idx in by_parent.items():
-        idx = np.asarray(idx)
-        parent_geom = None
-        if parents is not None and pc in parent_index:
-            parent_geom = parents.fixed[parent_index[pc]]
-        part_findings, union = checks.check_partition(
-            layer.fixed[idx], codes_arr[idx], level, pc, parent_geom)
+    unions = []
+    straddle_candidates: list[np.ndarray] = []
+    for k, (pc, idx) in enumerate(zip(keys, partitions)):
+        parent_geom = parent_geoms[k]
+        bad = np.flatnonzero(checked.candidates[idx])
+        if checked.exact[k]:
+            continue
+        box = checked.boxes[k]
+        if box is not None and not len(bad):
+            # valid with the ring: no overlap and nothing outside, unless a child lies wholly
+            # outside the frame box (the ring cannot see it); gaps only if area is missing
+            b = bounds[idx]
+            beyond = ((b[:, 0] < box[0]) | (b[:, 1] < box[1])
+                      | (b[:, 2] > box[2]) | (b[:, 3] > box[3])).any()
+            deficit = (float(shapely.area(parent_geom)) - areas[idx].sum()) * kx * ky
+            if not beyond and deficit * GAP_AREA_SAFETY <= min_area:
+                continue
+        part_findings, union, outside = checks.check_partition(
+            fixed[idx], codes_arr[idx], level, pc, parent_geom, bad=bad,
+            union=parents is None, whole=checked.unions[k])
         findings += part_findings
-        unions.append(union)
+        straddle_candidates.append(idx[outside])
+        if parents is None:
+            unions.append(union)
     if parents is None:
         whole = shapely.union_all(np.asarray(unions, dtype=object)) if unions else shapely.Polygon()
-        findings += checks.check_holes(whole, level, shapely.STRtree(layer.fixed), layer.codes)
+        findings += checks.check_holes(whole, level, shapely.STRtree(fixed), layer.codes)
     else:
+        orphaned = [idx for p, idx in zip(parent_pos, partitions) if p < 0]
+        straddle_candidates += orphaned
+        if parent_edges is None:   # the parent layer checked by its own parent codes
+            parent_groups = partitions_of(parents.parent_codes)[1]
+            parent_edges = checks.check_edges(parents.fixed, parent_groups,
+                                              [None] * len(parent_groups)).edges
+        straddle_candidates += _near_mismatched_parents(
+            fixed, parents.fixed, parent_pos, partitions, parent_edges)
+        candidates = (np.unique(np.concatenate(straddle_candidates)) if straddle_candidates
+                      else np.zeros(0, dtype=int))
         findings += checks.check_parent_links(
-            layer.codes, layer.parent_codes, layer.fixed, parents.codes, parents.fixed, level,
-            min_area=min_area, straddle_share=straddle_share, m2_per_unit2=kx * ky)
+            layer.codes, layer.parent_codes, fixed, parents.codes, parents.fixed, level,
+            min_area=min_area, straddle_share=straddle_share, m2_per_unit2=kx * ky,
+            candidates=candidates)
     findings = measure_findings(findings, crs, metric_crs, min_area=min_area,
-                                sliver_width=sliver_width)
-    return findings, features_by_parent
+                                sliver_width=sliver_width, projector=projector)
+    return findings, features_by_parent, edges
+
+
+def _near_mismatched_parents(fixed, parent_fixed, parent_pos, partitions,
+                             parent_edges) -> list[np.ndarray]:
+    """Children that a second parent may hold although they lie inside their own: those of a
+    parent with invalid edges and those touching a parent with invalid edges (overlapping
+    parents have invalid edges; a contained parent has them, its container not)."""
+    mismatched = np.flatnonzero(np.array([e is not None for e in parent_edges], dtype=bool))
+    if len(mismatched) == 0 or len(fixed) == 0:
+        return []
+    flagged = set(mismatched.tolist())
+    out = [idx for p, idx in zip(parent_pos, partitions) if p in flagged]
+    tree = shapely.STRtree(fixed)
+    _, children = tree.query(parent_fixed[mismatched], predicate="intersects")
+    out.append(np.asarray(children, dtype=int))
+    return out
 
 
 def _common_crs(frames: Iterable[gpd.GeoDataFrame]) -> pyproj.CRS:
@@ -249,13 +393,15 @@ def validate_level(frame: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None = N
     layer = prepare_layer(frame, code_field=code_field, parent_field=parent_field, level=level)
     if layer.level is None and parent_layer is not None and parent_layer.level is not None:
         layer.level = parent_layer.level + 1
-    findings, by_parent = check_level(layer, parent_layer, crs, metric_crs, min_area=min_area,
-                                      sliver_width=sliver_width, straddle_share=straddle_share)
+    projector = Projector(crs, metric_crs)
+    findings, by_parent, _ = check_level(layer, parent_layer, crs, metric_crs,
+                                         min_area=min_area, sliver_width=sliver_width,
+                                         straddle_share=straddle_share, projector=projector)
     if parent_layer is not None:   # the reference layer's own broken geometries are reported too
         findings += measure_findings(
             checks.check_geometries(parent_layer.geoms, parent_layer.codes, parent_layer.level,
-                                    parent_layer.parent_codes),
-            crs, metric_crs, min_area=min_area, sliver_width=sliver_width)
+                                    parent_layer.parent_codes, parent_layer.status),
+            crs, metric_crs, min_area=min_area, sliver_width=sliver_width, projector=projector)
     findings = finalise_findings(_ordered(findings), accepted)
     return CoverageReport(findings=findings, crs=crs, metric_crs=metric_crs,
                           features_by_level={layer.level: len(frame)},
@@ -300,14 +446,18 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
               for lvl, frame in sorted(by_level.items())}
     findings: list[Finding] = []
     by_parent: dict = {}
+    edges_by_level: dict = {}
+    projector = Projector(crs, metric_crs)
     for lvl, layer in layers.items():
-        level_findings, counts = check_level(
+        level_findings, counts, edges_by_level[lvl] = check_level(
             layer, layers.get(lvl - 1), crs, metric_crs, min_area=min_area,
-            sliver_width=sliver_width, straddle_share=straddle_share)
+            sliver_width=sliver_width, straddle_share=straddle_share,
+            parent_edges=edges_by_level.get(lvl - 1), projector=projector)
         findings += level_findings
         by_parent.update(counts)
     findings += measure_findings(_cross_level_duplicates(layers), crs, metric_crs,
-                                 min_area=min_area, sliver_width=sliver_width)
+                                 min_area=min_area, sliver_width=sliver_width,
+                                 projector=projector)
     findings = finalise_findings(_ordered(findings), accepted)
     return CoverageReport(findings=findings, crs=crs, metric_crs=metric_crs,
                           features_by_level={lvl: len(f) for lvl, f in by_level.items()},
@@ -315,13 +465,15 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
 
 
 def _cross_level_duplicates(layers: Mapping[int, Layer]) -> list[Finding]:
-    seen: dict[str, list[int]] = {}
-    for lvl, layer in layers.items():
-        for code in set(layer.codes):
-            seen.setdefault(code, []).append(lvl)
+    code_sets = {lvl: set(layer.codes) for lvl, layer in layers.items()}
+    shared: set[str] = set()
+    seen: set[str] = set()
+    for codes in code_sets.values():
+        shared |= codes & seen
+        seen |= codes
     return [Finding(kind="duplicate_code", level=None, codes=(code,), parent_code=None,
-                    detail={"levels": sorted(lvls)})
-            for code, lvls in sorted(seen.items()) if len(lvls) > 1]
+                    detail={"levels": [lvl for lvl, codes in code_sets.items() if code in codes]})
+            for code in sorted(shared)]
 
 
 _KIND_ORDER = {k: i for i, k in enumerate((
