@@ -71,13 +71,22 @@ def load_units(conn: sa.Connection, units) -> dict[str, int]:
 def load_people(conn: sa.Connection, people: DemoPeople) -> dict[str, int]:
     """People and their assignments; person ids by the generator's person code."""
     ids = {}
-    for row in people.people.to_dict("records"):
+    for row in _records(people.people):
         ids[row["person_code"]] = field_store.write_person(conn, validate_person(row))
-    for row in people.assignments.to_dict("records"):
-        valid_to = row["valid_to"] if pd.notna(row["valid_to"]) else None
+    for row in _records(people.assignments):
         field_store.record_assignment(conn, ids[row["person_code"]], row["grid_code"],
-                                      row["role"], row["valid_from"], valid_to)
+                                      row["role"], row["valid_from"], row["valid_to"])
     return ids
+
+
+def _records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as dicts with missing values (NaN, NA, NaT) as None, as a form would send them."""
+    return [{k: (None if _missing(v) else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]
+
+
+def _missing(value) -> bool:
+    return not isinstance(value, (list, tuple)) and bool(pd.isna(value))
 
 
 def load_patrols(conn: sa.Connection, patrols: DemoPatrols, *, start: date, days: int) -> int:
@@ -110,7 +119,8 @@ def load_hazards(conn: sa.Connection, hazards: DemoHazards, *, unit_ids: dict[st
     hazard_ids = {}
     frame = hazards.hazards.sort_values("reported_at", kind="stable")
     xy = shapely.get_coordinates(frame.geometry.values)
-    for (lon, lat), row in tqdm(zip(xy, frame.to_dict("records")), total=len(frame),
+    for (lon, lat), row in tqdm(zip(xy, _records(frame.drop(columns=frame.geometry.name))),
+                                total=len(frame),
                                 desc="hazards", unit="report", leave=False):
         unit = row.get("unit_external_id")
         report = HazardReport(
@@ -118,8 +128,7 @@ def load_hazards(conn: sa.Connection, hazards: DemoHazards, *, unit_ids: dict[st
             description=row["description"], client_uuid=row["client_uuid"],
             reported_at=row["reported_at"], major=bool(row["major"]),
             reporter_id=person_ids_by_phone.get(row.get("reporter")),
-            unit_id=unit_ids.get(unit) if isinstance(unit, str) else None,
-            item_code=row.get("item_code") if isinstance(row.get("item_code"), str) else None)
+            unit_id=unit_ids.get(unit) if unit else None, item_code=row["item_code"])
         actor = row.get("reporter") or "gisgrid demo"
         hazard_ids[row["client_uuid"]] = record_hazard(conn, report, actor=actor,
                                                        photo_dir=photo_dir).id
