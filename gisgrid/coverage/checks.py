@@ -287,9 +287,9 @@ def check_edges(fixed: np.ndarray, partitions: Sequence[np.ndarray],
 
     1. each partition is checked alone. When its coverage is valid and its union is exactly
        the parent (normalised, vertex for vertex), its children also match the parent's
-       border: nothing more to do. Otherwise it is checked again with the parent's frame ring
-       (:func:`frame_rings`) as one more member; a child with an invalid edge is a
-       *candidate*. A child whose edges all match its siblings and its parent's border can
+       border: nothing more to do. Otherwise the children touching the parent's frame ring
+       (:func:`frame_rings`) are checked again with the ring as one more member. A child with
+       an invalid edge in either check is a *candidate*. A child whose edges all match its siblings and its parent's border can
        only mismatch a child of another parent where the two parents mismatch (reported on
        their own level). Partitions without a parent geometry have no ring: their children
        touching another partition are candidates too.
@@ -321,8 +321,13 @@ def check_edges(fixed: np.ndarray, partitions: Sequence[np.ndarray],
                 continue
         box, ring = frame_rings(np.array([parent], dtype=object))
         boxes[k] = tuple(box[0])
-        framed = np.concatenate([members, ring])
-        candidate[idx] = ~shapely.is_empty(shapely.coverage_invalid_edges(framed)[:len(idx)])
+        # sibling mismatches are known: only the children touching the ring are checked with it
+        shapely.prepare(ring[0])
+        touching = np.flatnonzero(shapely.intersects(ring[0], members))
+        framed = np.concatenate([members[touching], ring])
+        against_ring = ~shapely.is_empty(shapely.coverage_invalid_edges(framed)[:len(touching)])
+        candidate[idx] = mismatched
+        candidate[idx[touching[against_ring]]] = True
     edges = np.full(n, None, dtype=object)
     unframed = [k for k in range(m) if parent_geoms[k] is None or shapely.is_empty(parent_geoms[k])]
     tree = None
