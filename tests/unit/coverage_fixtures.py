@@ -158,3 +158,23 @@ def jitter(geoms, amplitude: float, seed: int = 0):
 def quantise(geoms, step: float):
     """Round every coordinate to a multiple of ``step`` (e.g. 1/1024 degree), no repair."""
     return shapely.transform(np.asarray(geoms, dtype=object), lambda c: np.round(c / step) * step)
+
+
+def across_border(*, extra_vertex: bool = False, shift: float = 0.0):
+    """Parents P = [0, 100] x [0, 100] and Q = [100, 200] x [0, 100], two children each::
+
+        +----P----+----Q----+
+        | A1 | A2 | B1 | B2 |     A2 and B1 share the parents' border x = 100
+        +----+----+----+----+
+
+    ``extra_vertex`` gives A2 a vertex at (100, 50) that neither P nor B1 has (the two
+    partitions are each valid on their own); ``shift`` moves A2 right by that many metres,
+    across the border, over B1.
+    """
+    a2 = (poly((50, 0), (100, 0), (100, 50), (100, 100), (50, 100)) if extra_vertex
+          else box(50, 0, 100, 100))
+    a2 = shapely.affinity.translate(a2, shift, 0.0)
+    children = grid_frame([box(0, 0, 50, 100), a2, box(100, 0, 150, 100), box(150, 0, 200, 100)],
+                          ["A1", "A2", "B1", "B2"], ["P", "P", "Q", "Q"])
+    parents = parent_frame([box(0, 0, 100, 100), box(100, 0, 200, 100)], ["P", "Q"])
+    return children, parents

@@ -8,7 +8,7 @@ import shapely
 from gisgrid.coverage import validate_hierarchy, validate_level
 from gisgrid.errors import CRSError, InputError
 from tests.unit.coverage_fixtures import (
-    box, grid_frame, parent_frame, ring_with_hole, t_junction, two_parents, two_squares,
+    across_border, box, grid_frame, parent_frame, ring_with_hole, t_junction, two_parents, two_squares,
     bow_tie,
 )
 
@@ -204,3 +204,53 @@ def test_fingerprints_stable_and_accepted_findings_set_apart():
     assert summary["accepted"] == 1 and summary["gaps"]["count"] == 0
     moved = validate_level(two_squares(left_x1=80)[0], parents, accepted=[gap.fingerprint])
     assert not moved.valid     # the geometry changed: the exception no longer applies
+
+
+def whole_level_mismatches(children):
+    """Codes of features GEOS flags when one coverage check runs over the whole level."""
+    edges = shapely.coverage_invalid_edges(children.geometry.values)
+    return {code for code, e in zip(children["code"], edges) if not e.is_empty}
+
+
+def test_vertex_mismatch_across_parent_border_is_found():
+    children, parents = across_border(extra_vertex=True)
+    assert validate_level(children[children["parent_code"] == "P"], parents[:1]).findings == []
+    report = validate_level(children, parents)
+    assert kinds(report) == ["edge_mismatch", "edge_mismatch"]
+    assert {f.codes[0] for f in report.by_kind("edge_mismatch")} == {"A2", "B1"}
+    assert {f.codes[0] for f in report.by_kind("edge_mismatch")} == whole_level_mismatches(children)
+    b1 = next(f for f in report.by_kind("edge_mismatch") if f.codes == ("B1",))
+    assert b1.parent_code == "Q" and b1.detail["length_m"] == pytest.approx(100.0)
+
+
+def test_child_pushed_over_the_border_flags_the_neighbour_of_the_other_parent():
+    children, parents = across_border(shift=2.0)
+    report = validate_level(children, parents)
+    flagged = {f.codes[0] for f in report.by_kind("edge_mismatch")}
+    assert flagged == whole_level_mismatches(children) == {"A2", "B1"}
+    (outside,) = report.by_kind("outside_parent")
+    assert outside.codes == ("A2",) and outside.area_m2 == pytest.approx(200.0)
+    (gap,) = report.by_kind("gap")
+    assert gap.parent_code == "P" and gap.area_m2 == pytest.approx(200.0)
+    # the overlap crosses partitions: it is reported as A2's part outside P, not as an overlap
+    assert report.by_kind("overlap") == []
+
+
+def test_clean_hierarchy_skips_nothing_it_should_report():
+    """Children that fill their parent exactly but one is nested in another: still found."""
+    children, parents = two_squares(extra=[box(20, 20, 40, 40)])
+    report = validate_level(children, parents)
+    (overlap,) = report.by_kind("overlap")
+    assert overlap.codes == ("A", "E0") and overlap.area_m2 == pytest.approx(400.0)
+
+
+@pytest.mark.parametrize("width, sliver", [(9.7, True), (10.3, False)])
+def test_sliver_decision_near_the_threshold_is_refined(width, sliver):
+    strip = shapely.Polygon([(500000, 3300000), (500300, 3300000), (500300, 3300000 + width),
+                             (500150, 3300000 + width * 1.02), (500000, 3300000 + width)])
+    report = validate_level(grid_frame([strip], ["S"]), sliver_width=10)
+    found = report.by_kind("sliver")
+    assert bool(found) is sliver
+    if found:
+        assert found[0].width_m == pytest.approx(width, abs=0.2)
+        assert found[0].detail["width_tolerance_m"] <= 0.5
