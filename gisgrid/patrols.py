@@ -324,7 +324,7 @@ def parse_track(value, problems: list[str]) -> shapely.MultiLineString | None:
         else:
             problems.append(f"track: geometry type {kind!r} is not LineString or MultiLineString")
             return None
-    elif isinstance(value, list) and value and _is_position(value[0]):
+    elif isinstance(value, list) and value and _positions(value[:1]) is not None:
         parts = [value]
     else:
         parts = value
@@ -333,25 +333,39 @@ def parse_track(value, problems: list[str]) -> shapely.MultiLineString | None:
         return None
     lines, before = [], len(problems)
     for n, part in enumerate(parts):
-        if not isinstance(part, list) or not all(_is_position(p) for p in part):
+        xy = _positions(part)
+        if xy is None:
             problems.append(f"track[{n}]: must be a list of [lon, lat] number pairs")
             continue
-        if len(part) < 2:
-            problems.append(f"track[{n}]: a line needs at least 2 positions, got {len(part)}")
+        if len(xy) < 2:
+            problems.append(f"track[{n}]: a line needs at least 2 positions, got {len(xy)}")
             continue
-        for k, (lon, lat, *_) in enumerate(part):
-            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
-                problems.append(f"track[{n}][{k}]: ({lon}, {lat}) is not a longitude/latitude")
-        lines.append([(float(p[0]), float(p[1])) for p in part])
+        outside = ~((np.abs(xy[:, 0]) <= 180) & (np.abs(xy[:, 1]) <= 90))
+        for k in np.flatnonzero(outside):
+            problems.append(f"track[{n}][{k}]: ({part[k][0]}, {part[k][1]}) is not a "
+                            "longitude/latitude")
+        lines.append(xy)
     if len(problems) > before:
         return None
-    return snap(shapely.MultiLineString(lines), DEFAULT_SRID)
+    line_geoms = shapely.linestrings(np.concatenate(lines), indices=np.repeat(
+        np.arange(len(lines)), [len(xy) for xy in lines]))
+    return snap(shapely.multilinestrings(line_geoms), DEFAULT_SRID)
 
 
-def _is_position(value) -> bool:
-    return (isinstance(value, (list, tuple)) and len(value) in (2, 3)
-            and all(isinstance(c, (int, float)) and not isinstance(c, bool)
-                    and np.isfinite(c) for c in value))
+def _positions(part) -> np.ndarray | None:
+    """``part`` as an (n, 2) array of lon/lat when it is a list of ``[lon, lat]`` (or
+    ``[lon, lat, z]``) finite numbers (not booleans), else None."""
+    if not isinstance(part, list) or not all(
+            isinstance(p, (list, tuple)) and len(p) in (2, 3) for p in part):
+        return None
+    kinds = {type(c) for p in part for c in p}
+    if not all(issubclass(k, (int, float)) and not issubclass(k, bool) for k in kinds):
+        return None
+    xy = np.array([(p[0], p[1]) for p in part], dtype=float).reshape(-1, 2)
+    z = [p[2] for p in part if len(p) == 3]
+    if not (np.isfinite(xy).all() and np.isfinite(np.asarray(z, dtype=float)).all()):
+        return None
+    return xy
 
 
 def check_results_against_plan(results: Iterable[ItemResult], item_codes: Iterable[str]) -> None:
@@ -429,20 +443,46 @@ def measure_patrol_coverage(grids: gpd.GeoSeries | gpd.GeoDataFrame,
     buffers = shapely.buffer(track_geoms, buffer_m)
     tree = shapely.STRtree(buffers)
     grid_idx, buf_idx = tree.query(grid_geoms, predicate="intersects")
+    # the covered part of a grid is the union of its pieces (grid ∩ one buffer): intersect
+    # every pair at once, then union the pieces of each grid pairwise, halving per round
+    pieces = shapely.intersection(grid_geoms[grid_idx], buffers[buf_idx])
+    groups, covered = union_by_group(grid_idx, pieces)
     areas = shapely.area(grid_geoms)
     values = np.zeros(len(grid_geoms))
-    order = np.argsort(grid_idx, kind="stable")
-    grid_idx, buf_idx = grid_idx[order], buf_idx[order]
-    starts = np.flatnonzero(np.r_[True, grid_idx[1:] != grid_idx[:-1]]) if len(grid_idx) else []
-    ends = list(starts[1:]) + [len(grid_idx)]
-    for s, e in zip(starts, ends):
-        g = grid_idx[s]
-        if areas[g] <= 0:
-            continue
-        near = shapely.union_all(buffers[buf_idx[s:e]])
-        values[g] = shapely.area(shapely.intersection(grid_geoms[g], near)) / areas[g]
+    values[groups] = shapely.area(covered)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.where(areas > 0, values / np.where(areas > 0, areas, 1), 0.0)
     share[:] = np.clip(values, 0.0, 1.0)
     return share
+
+
+def union_by_group(groups: np.ndarray, geoms: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Union ``geoms`` that share a group label, vectorised.
+
+    Each round unions every other geometry of a group with its neighbour in one
+    :func:`shapely.union` call, so a group of ``k`` geometries takes ``ceil(log2 k)`` rounds.
+
+    Returns the sorted distinct labels and the union of each group's geometries.
+
+    >>> import shapely
+    >>> labels, unions = union_by_group(np.array([1, 0, 1]), np.array(
+    ...     [shapely.box(0, 0, 2, 1), shapely.box(5, 5, 6, 6), shapely.box(1, 0, 3, 1)]))
+    >>> labels.tolist(), shapely.area(unions).tolist()
+    ([0, 1], [1.0, 3.0])
+    """
+    order = np.argsort(groups, kind="stable")
+    groups, geoms = np.asarray(groups)[order], np.asarray(geoms, dtype=object)[order]
+    while len(groups) > 1:
+        same_as_next = groups[1:] == groups[:-1]
+        if not same_as_next.any():
+            break
+        position = np.arange(len(groups))
+        first = np.maximum.accumulate(np.where(np.r_[True, ~same_as_next], position, 0))
+        even = (position - first) % 2 == 0
+        left = np.flatnonzero(even & np.r_[same_as_next, False])
+        geoms[left] = shapely.union(geoms[left], geoms[left + 1])
+        groups, geoms = groups[even], geoms[even]
+    return groups, geoms
 
 
 def days_between(first: date, last: date) -> list[date]:

@@ -90,6 +90,22 @@ def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
     return _UNDER, {"under_path": path, "under_like": escaped + ".%"}
 
 
+def _array(values: Iterable) -> str:
+    """A PostgreSQL array literal of ``values`` (None is NULL; dates and times in ISO 8601),
+    sent as one text parameter and CAST to the array type in SQL: an order of magnitude
+    cheaper to send than a list of Python objects (notably bytea and timestamps)."""
+    def item(value) -> str:
+        if value is None:
+            return "NULL"
+        if isinstance(value, bool):
+            return "t" if value else "f"
+        if isinstance(value, int):
+            return str(value)
+        text = value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return "{" + ",".join(map(item, values)) + "}"
+
+
 def read_base_grids(conn: sa.Connection, *, under: str | None = None,
                     ids: Iterable[int] | None = None) -> list[dict]:
     """Current base grids (under ``under``; with these ``ids``) with the kind of their
@@ -561,23 +577,24 @@ def _write_plans(conn: sa.Connection, day: date, grids: Iterable[Mapping], *,
         INSERT INTO patrol_plan (grid_id, day, checklist_id)
         SELECT g, :d, c FROM unnest(CAST(:g AS bigint[]), CAST(:c AS bigint[])) AS u(g, c)
         RETURNING grid_id, id"""),
-        {"d": day, "g": list(plans), "c": [checklist_ids[g] for g in plans]}).all())
+        {"d": day, "g": _array(plans), "c": _array(checklist_ids[g] for g in plans)}).all())
     plan_ids.update(made)
     rows = [(made[g], t.item_id or item_ids[g][t.item_code], t.carried_from_id,
              t.first_planned_on) for g, plan in plans.items() for t in plan.tasks]
-    plan_col, item_col, carried_col, first_col = (list(c) for c in zip(*rows))
+    plan_col, item_col, carried_col, first_col = zip(*rows)
     conn.execute(sa.text("""
         INSERT INTO patrol_task (plan_id, item_id, carried_from_id, first_planned_on, status)
         SELECT p, i, c, f, 'open' FROM unnest(CAST(:p AS bigint[]), CAST(:i AS bigint[]),
             CAST(:c AS bigint[]), CAST(:f AS date[])) WITH ORDINALITY AS u(p, i, c, f, n)
-        ORDER BY n"""), {"p": plan_col, "i": item_col, "c": carried_col, "f": first_col})
+        ORDER BY n"""), {"p": _array(plan_col), "i": _array(item_col),
+                         "c": _array(carried_col), "f": _array(first_col)})
     # every task still open on an earlier day now lives on in the new plan (an item open on
     # several days is carried once, from its oldest task; the others are superseded)
     superseded = [t.task_id for tasks in open_tasks.values() for t in tasks]
     if superseded:
         conn.execute(sa.text(
-            "UPDATE patrol_task SET status = 'carried_over' WHERE id = ANY(:ids)"),
-            {"ids": superseded})
+            "UPDATE patrol_task SET status = 'carried_over' "
+            "WHERE id = ANY(CAST(:ids AS bigint[]))"), {"ids": _array(superseded)})
     return plan_ids, plans
 
 
@@ -901,20 +918,21 @@ def _insert_patrols(conn: sa.Connection, checked: list[_Fresh],
         INSERT INTO patrol (client_uuid, plan_id, person_id, grid_id, day, started_at,
             ended_at, entered_at, late, track)
         SELECT u, p, pe, g, d, s, e, en, l, CASE WHEN t IS NULL THEN NULL ELSE ST_Multi(
-            ST_Transform(ST_SetSRID(ST_GeomFromWKB(t), {LONLAT_SRID}), :srid)) END
+            ST_Transform(ST_SetSRID(ST_GeomFromWKB(decode(t, 'hex')), {LONLAT_SRID}), :srid)) END
         FROM unnest(CAST(:u AS uuid[]), CAST(:p AS bigint[]), CAST(:pe AS bigint[]),
             CAST(:g AS bigint[]), CAST(:d AS date[]), CAST(:s AS timestamptz[]),
             CAST(:e AS timestamptz[]), CAST(:en AS timestamptz[]), CAST(:l AS boolean[]),
-            CAST(:t AS bytea[])) WITH ORDINALITY AS x(u, p, pe, g, d, s, e, en, l, t, n)
+            CAST(:t AS text[])) WITH ORDINALITY AS x(u, p, pe, g, d, s, e, en, l, t, n)
         ORDER BY n
         ON CONFLICT (client_uuid) DO NOTHING
         RETURNING client_uuid, id"""), {
-        "srid": srid, "u": [s.client_uuid for s in subs], "p": [f.plan_id for f in checked],
-        "pe": [f.person.id for f in checked], "g": [f.grid["id"] for f in checked],
-        "d": [s.day for s in subs], "s": [s.started_at for s in subs],
-        "e": [s.ended_at for s in subs], "en": [s.entered_at for s in subs],
-        "l": [s.late for s in subs],
-        "t": [None if s.track is None else shapely.to_wkb(s.track) for s in subs]}).all())
+        "srid": srid, "u": _array(s.client_uuid for s in subs),
+        "p": _array(f.plan_id for f in checked), "pe": _array(f.person.id for f in checked),
+        "g": _array(f.grid["id"] for f in checked), "d": _array(s.day for s in subs),
+        "s": _array(s.started_at for s in subs), "e": _array(s.ended_at for s in subs),
+        "en": _array(s.entered_at for s in subs), "l": _array(s.late for s in subs),
+        "t": _array(None if s.track is None else shapely.to_wkb(s.track, hex=True)
+                    for s in subs)}).all())
     lost = [f for f in checked if f.submission.client_uuid not in ids]
     if lost:  # the same UUIDs were stored concurrently
         stored = _stored_submissions(conn, [f.submission.client_uuid for f in lost])
@@ -935,20 +953,33 @@ def _insert_patrols(conn: sa.Connection, checked: list[_Fresh],
                 done.append(task_id)
         out[f.index] = PatrolOutcome(patrol_id, True, f.submission.late, f.plan_id)
     if rows:
-        patrol_col, task_col, item_col, result_col, note_col = (list(c) for c in zip(*rows))
+        patrol_col, task_col, item_col, result_col, note_col = zip(*rows)
         conn.execute(sa.text("""
             INSERT INTO patrol_item_result (patrol_id, task_id, item_id, result, note)
             SELECT * FROM unnest(CAST(:p AS bigint[]), CAST(:t AS bigint[]),
                 CAST(:i AS bigint[]), CAST(:r AS text[]), CAST(:n AS text[]))"""),
-            {"p": patrol_col, "t": task_col, "i": item_col, "r": result_col, "n": note_col})
+            {"p": _array(patrol_col), "t": _array(task_col), "i": _array(item_col),
+             "r": _array(result_col), "n": _array(note_col)})
     if done:
-        conn.execute(sa.text("""
-            WITH RECURSIVE chain AS (
-                SELECT id FROM patrol_task WHERE id = ANY(:ids)
-                UNION
-                SELECT t.id FROM patrol_task t JOIN chain ON t.carried_from_id = chain.id)
-            UPDATE patrol_task SET status = 'done'
-            WHERE id IN (SELECT id FROM chain) AND status <> 'done'"""), {"ids": done})
+        _close_tasks(conn, done)
+
+
+def _close_tasks(conn: sa.Connection, task_ids: list[int]) -> None:
+    """Mark tasks done, with every task they were carried into (the carry-over chain).
+
+    The chain is followed step by step (usually one step finds nothing: a task done on its
+    own day was not carried yet) rather than with a recursive CTE, whose row estimate is so
+    far off that PostgreSQL JIT-compiles the update (~0.1-0.2 s per call).
+    """
+    chain, step = list(task_ids), list(task_ids)
+    while step:
+        step = conn.execute(sa.text(
+            "SELECT id FROM patrol_task WHERE carried_from_id = ANY(CAST(:ids AS bigint[]))"),
+            {"ids": _array(step)}).scalars().all()
+        chain.extend(step)
+    conn.execute(sa.text(
+        "UPDATE patrol_task SET status = 'done' "
+        "WHERE id = ANY(CAST(:ids AS bigint[])) AND status <> 'done'"), {"ids": _array(chain)})
 
 
 def _with_worker(submission: PatrolSubmission, person_id: int) -> PatrolSubmission:
@@ -1028,8 +1059,9 @@ def record_patrol_coverage(conn: sa.Connection, day: date, *, buffer_m: float = 
     grid covers it too). Grids with no track get 0. Rows are replaced on recomputation.
     Returns ``grid_id, code, level, covered_share``.
     """
-    grids = read_grids(conn, under=under)
-    grids = grids[grids["level"].isin([int(level) for level in levels])]
+    wanted = sorted({int(level) for level in levels})
+    grids = read_grids(conn, under=under, level=wanted[0] if len(wanted) == 1 else None)
+    grids = grids[grids["level"].isin(wanted)]
     tracks = read_tracks(conn, day)
     share = measure_patrol_coverage(grids, tracks, buffer_m=buffer_m)
     result = pd.DataFrame({"grid_id": grids["id"].to_numpy(), "code": grids["code"].to_numpy(),
@@ -1038,12 +1070,13 @@ def record_patrol_coverage(conn: sa.Connection, day: date, *, buffer_m: float = 
     if len(result):
         conn.execute(sa.text("""
             INSERT INTO patrol_coverage (grid_id, day, buffer_m, covered_share, computed_at)
-            VALUES (:g, :day, :buffer, :share, :now)
+            SELECT g, :day, :buffer, s, :now
+            FROM unnest(CAST(:g AS bigint[]), CAST(:s AS double precision[])) AS u(g, s)
             ON CONFLICT (grid_id, day, buffer_m) DO UPDATE
             SET covered_share = EXCLUDED.covered_share, computed_at = EXCLUDED.computed_at"""),
-            [{"g": int(g), "day": day, "buffer": float(buffer_m), "share": float(s),
-              "now": datetime.now(timezone.utc)}
-             for g, s in zip(result["grid_id"], result["covered_share"])])
+            {"day": day, "buffer": float(buffer_m), "now": datetime.now(timezone.utc),
+             "g": _array(int(g) for g in result["grid_id"]),
+             "s": _array(repr(float(v)) for v in result["covered_share"])})
     return result
 
 
