@@ -33,6 +33,18 @@ class _DefaultToRun(click.Group):
         return super().parse_args(ctx, args)
 
 
+class _AsGroupContext(click.Context):
+    """Context of the default command: its usage and hints read ``gisgrid validate ...``."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else super().command_path
+
+
+class _DefaultCommand(click.Command):
+    context_class = _AsGroupContext
+
+
 @click.group("validate", cls=_DefaultToRun)
 def validate() -> None:
     """Check grid coverage: gaps, overlaps, parts outside the parent and more."""
@@ -79,7 +91,7 @@ def _same_crs(children, parents):
     return parents.to_crs(child_crs)
 
 
-@validate.command("run", hidden=True)
+@validate.command("run", hidden=True, cls=_DefaultCommand)
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--parents", "parents_file", type=click.Path(dir_okay=False),
               help="Parent-level grid file (gaps and outside parts are measured against it).")
@@ -100,6 +112,13 @@ def run(file, parents_file, code_field, parent_field, level, code, min_area,
     """Validate FILE (optionally against --parents FILE), or the stored hierarchy with --db.
 
     Exit status 0 when clean, 1 when there are findings, 2 on unusable input.
+
+    \b
+    Examples:
+      gisgrid validate villages.gpkg --parents townships.gpkg --format json -o report.json
+      gisgrid validate --db --level 4 --code 421281.03
+      gisgrid validate accept FINDING_ID --reason TEXT   (accept a stored finding as an
+                                                          exception; see its --help)
     """
     if use_db == bool(file):
         raise InputError("give either a grid FILE or --db (not both, not neither)")

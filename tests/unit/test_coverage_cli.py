@@ -110,3 +110,12 @@ def test_unusable_input_exits_two_with_reason(files, tmp_path, capsys):
     assert main(["validate", grid_file, "--code-field", "gid"]) == 2
     assert "no code field 'gid'" in capsys.readouterr().err
     assert main(["validate"]) == 2
+
+
+def test_help_reads_as_the_validate_command(capsys):
+    assert main(["validate", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("Usage: gisgrid validate [OPTIONS] [FILE]")
+    assert "validate run" not in out and "gisgrid validate accept FINDING_ID" in out
+    assert main(["validate", "--no-such-option"]) == 2
+    assert "Try 'gisgrid validate --help'" in capsys.readouterr().err
