@@ -137,7 +137,7 @@ def run(file, parents_file, code_field, parent_field, level, code, min_area,
                                 sliver_width=sliver_width)
     emit(render_report(report, fmt, lang), output)
     if not report.valid:
-        raise SystemExit(1)
+        click.get_current_context().exit(1)
 
 
 def _validate_db(*, level, code, min_area, sliver_width) -> CoverageReport:

@@ -29,9 +29,8 @@ def frame(codes, parents, geoms):
                              "name": [f"网格 {c}" for c in codes]}, geometry=list(geoms), crs=4490)
 
 
-@pytest.fixture
-def stored(conn):
-    """Write the messy hierarchy; returns the base grid codes."""
+def write_messy_hierarchy(conn) -> list[str]:
+    """Write the messy hierarchy through the grid store; returns the base grid codes."""
     rng = np.random.default_rng(4)
     pts = shapely.multipoints(rng.uniform((X0, Y0), (X0 + S, Y0 + S), (40, 2)))
     cells = shapely.intersection(
@@ -44,6 +43,12 @@ def stored(conn):
                          (4, frame(codes, ["C.01.001"] * len(codes), cells))]:
         write_grids(conn, prepare_grids(layer, level, repair=True), actor="tester")
     return codes
+
+
+@pytest.fixture
+def stored(conn):
+    """The messy hierarchy inside the test's rolled-back transaction; the base grid codes."""
+    return write_messy_hierarchy(conn)
 
 
 def test_validate_stores_run_and_findings(conn, stored):
