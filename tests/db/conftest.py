@@ -71,3 +71,22 @@ def checklists_loaded(conn) -> dict[str, int]:
     from gisgrid.db.field import load_builtin_checklists
 
     return load_builtin_checklists(conn)
+
+
+@pytest.fixture
+def gisgrid_on(tmp_path, monkeypatch, capsys):
+    """Factory: ``gisgrid_on(url)`` -> ``run(*args)`` running ``gisgrid ARGS...`` through
+    :func:`gisgrid.cli.main` on the database at ``url``; ``run`` returns
+    (exit code, stdout, stderr)."""
+    from gisgrid.cli import main
+
+    def on(url: str):
+        monkeypatch.setenv("GISGRID_DATABASE_URL", url)
+        monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
+
+        def run(*args):
+            code = main([str(a) for a in args])
+            out, err = capsys.readouterr()
+            return code, out, err
+        return run
+    return on

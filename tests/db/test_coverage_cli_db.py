@@ -14,7 +14,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from gisgrid.cli import main
 from gisgrid.db.grids import read_grids, write_grids
 from gisgrid.grids import prepare_grids
 from tests.db.test_coverage_db import write_messy_hierarchy
@@ -37,16 +36,9 @@ def stored_url(make_database):
 
 
 @pytest.fixture
-def gisgrid(stored_url, tmp_path, monkeypatch, capsys):
+def gisgrid(stored_url, gisgrid_on):
     """Run ``gisgrid ARGS...`` on the test's database; return (exit code, stdout, stderr)."""
-    monkeypatch.setenv("GISGRID_DATABASE_URL", stored_url)
-    monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    return gisgrid_on(stored_url)
 
 
 def validate_json(gisgrid, *args):
