@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import geopandas as gpd
+import numpy as np
 import pyproj
 import shapely
 
@@ -53,9 +54,19 @@ def fingerprint_of(kind: str, codes: Iterable[str], metric_geometry) -> str:
     for code in sorted(str(c) for c in codes):
         digest.update(b"\x00" + code.encode())
     if metric_geometry is not None and not shapely.is_empty(metric_geometry):
-        rounded = shapely.normalize(shapely.set_precision(metric_geometry, FINGERPRINT_GRID_M))
+        rounded = shapely.normalize(_rounded(metric_geometry))
         digest.update(b"\x01" + shapely.to_wkb(rounded, hex=False))
     return digest.hexdigest()
+
+
+def _rounded(geometry):
+    """``geometry`` on the fingerprint grid; a thin shape made invalid by its projection is
+    rounded coordinate by coordinate when ``set_precision`` cannot node it."""
+    try:
+        return shapely.set_precision(geometry, FINGERPRINT_GRID_M)
+    except shapely.errors.GEOSException:
+        return shapely.transform(
+            geometry, lambda xy: np.round(xy / FINGERPRINT_GRID_M) * FINGERPRINT_GRID_M)
 
 
 @dataclass

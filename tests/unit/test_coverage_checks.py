@@ -254,3 +254,14 @@ def test_sliver_decision_near_the_threshold_is_refined(width, sliver):
     if found:
         assert found[0].width_m == pytest.approx(width, abs=0.2)
         assert found[0].detail["width_tolerance_m"] <= 0.5
+
+
+def test_fingerprint_of_a_geometry_set_precision_cannot_node():
+    from gisgrid.coverage.report import fingerprint_of
+
+    thin = shapely.Polygon([(476180.988, 3301692.338), (476552.327, 3301670.684),
+                            (476720.801, 3301861.396), (476551.304, 3301669.526),
+                            (476180.549, 3301691.147)])
+    assert not thin.is_valid
+    assert fingerprint_of("outside_parent", ["B"], thin) == fingerprint_of("outside_parent", ["B"],
+                                                                             thin)
