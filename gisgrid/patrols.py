@@ -238,6 +238,24 @@ def parse_submission(data: Mapping, *, received_at: datetime) -> PatrolSubmissio
                             results, track, entered_at_given=given)
 
 
+def parse_submissions(items: Iterable[Mapping], *, received_at: datetime,
+                      numbered: bool = True) -> list[PatrolSubmission]:
+    """:func:`parse_submission` of each of ``items``; one :class:`InputError` lists the
+    problems of every refused item, prefixed ``submission N: `` when ``numbered``."""
+    parsed, problems, message = [], [], ""
+    for n, item in enumerate(items):
+        try:
+            parsed.append(parse_submission(item, received_at=received_at))
+        except InputError as error:
+            where = f"submission {n}: " if numbered else ""
+            message = error.message
+            problems.extend(f"{where}{line}" for line in (error.details or [error.message]))
+    if problems:
+        raise InputError(message if not numbered else
+                         f"patrol submissions refused ({len(problems)} problem(s))", problems)
+    return parsed
+
+
 def _parse_uuid(value, problems: list[str]) -> uuid.UUID | None:
     try:
         return uuid.UUID(str(value)) if value is not None else _missing("client_uuid", problems)

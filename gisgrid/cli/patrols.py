@@ -52,33 +52,39 @@ def plan(day: str, until: str | None, under: str | None, show_grid: str | None,
 @click.argument("file", type=click.File("r", encoding="utf-8"))
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def submit(file, fmt: str) -> None:
-    """Record one patrol from FILE (JSON; '-' for stdin).
+    """Record the patrol in FILE (JSON object), or every patrol of a JSON array as one batch
+    (all or nothing; '-' for stdin).
 
     Fields: client_uuid, grid_code, worker (person id or phone), day, started_at, ended_at,
     entered_at (default now), results ([{item_code, result, note}], result ok / hazard_found /
     not_checked), track (GeoJSON LineString/MultiLineString or [[lon, lat], ...]).
-    Sending the same file again returns the same patrol.
+    Sending the same file again returns the same patrols.
     """
     from gisgrid.db import field
-    from gisgrid.patrols import parse_submission
+    from gisgrid.patrols import parse_submissions
 
     try:
         data = json.load(file)
     except json.JSONDecodeError as exc:
         raise InputError(f"{file.name}: not JSON ({exc})") from None
-    submission = parse_submission(data, received_at=datetime.now(timezone.utc))
+    batch = isinstance(data, list)
+    submissions = parse_submissions(data if batch else [data],
+                                    received_at=datetime.now(timezone.utc), numbered=batch)
     with field.begin() as conn:
-        outcome = field.record_patrol(conn, submission)
-    payload = {"patrol_id": outcome.patrol_id, "created": outcome.created,
-               "late": outcome.late, "warnings": list(outcome.warnings)}
+        outcomes = field.record_patrols(conn, submissions) if batch else [
+            field.record_patrol(conn, submissions[0])]
+    payload = [{"patrol_id": o.patrol_id, "created": o.created, "late": o.late,
+                "warnings": list(o.warnings)} for o in outcomes]
     if fmt == "json":
-        click.echo(json.dumps(payload, ensure_ascii=False))
+        click.echo(json.dumps(payload if batch else payload[0], ensure_ascii=False))
     else:
-        state = "recorded" if outcome.created else "already recorded (same client_uuid)"
-        click.echo(f"patrol {outcome.patrol_id} {state}" + (" — late entry (补录)"
-                                                             if outcome.late else ""))
-    for warning in outcome.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        for outcome in outcomes:
+            state = "recorded" if outcome.created else "already recorded (same client_uuid)"
+            click.echo(f"patrol {outcome.patrol_id} {state}"
+                       + (" — late entry (补录)" if outcome.late else ""))
+    for outcome in outcomes:
+        for warning in outcome.warnings:
+            click.echo(f"warning: {warning}", err=True)
 
 
 @patrols.command("list")

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timezone
 
 import geopandas as gpd
+import numpy as np
 import pandas as pd
 import shapely
 import sqlalchemy as sa
@@ -103,6 +104,14 @@ def _array(values: Iterable) -> str:
             return str(value)
         text = value.isoformat() if isinstance(value, (date, datetime)) else str(value)
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    values = list(values)
+    kinds = set(map(type, values))
+    if kinds == {int}:  # fast paths of the common columns: ids, and plain words
+        return "{" + ",".join(map(str, values)) + "}"
+    if kinds == {str}:
+        joined = '","'.join(values)
+        if "\\" not in joined and '"' not in joined:
+            return '{"' + joined + '"}'
     return "{" + ",".join(map(item, values)) + "}"
 
 
@@ -900,8 +909,8 @@ def _read_tasks(conn: sa.Connection, plan_ids: Iterable[int]
     tasks: dict[int, list[tuple[int, int, str]]] = {}
     for plan_id, task_id, item_id, code in conn.execute(sa.text("""
             SELECT t.plan_id, t.id, t.item_id, i.code FROM patrol_task t
-            JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = ANY(:p)
-            ORDER BY t.plan_id, i.position, t.id"""), {"p": list(plan_ids)}):
+            JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = ANY(CAST(:p AS bigint[]))
+            ORDER BY t.plan_id, i.position, t.id"""), {"p": _array(plan_ids)}).all():
         tasks.setdefault(plan_id, []).append((task_id, item_id, code))
     return tasks
 
@@ -931,8 +940,8 @@ def _insert_patrols(conn: sa.Connection, checked: list[_Fresh],
         "g": _array(f.grid["id"] for f in checked), "d": _array(s.day for s in subs),
         "s": _array(s.started_at for s in subs), "e": _array(s.ended_at for s in subs),
         "en": _array(s.entered_at for s in subs), "l": _array(s.late for s in subs),
-        "t": _array(None if s.track is None else shapely.to_wkb(s.track, hex=True)
-                    for s in subs)}).all())
+        "t": _array(shapely.to_wkb(np.array([s.track for s in subs], dtype=object),
+                                   hex=True))}).all())
     lost = [f for f in checked if f.submission.client_uuid not in ids]
     if lost:  # the same UUIDs were stored concurrently
         stored = _stored_submissions(conn, [f.submission.client_uuid for f in lost])

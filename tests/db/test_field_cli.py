@@ -191,3 +191,29 @@ def test_bad_submission_exits_2_naming_fields(gisgrid, tmp_path):
     code, _, err = gisgrid("patrols", "submit", broken)
     assert code == 2 and "not JSON" in err
     assert gisgrid("patrols", "plan", "--day", "yesterday")[0] == 2
+
+
+def test_submit_a_batch_is_all_or_nothing(gisgrid, tmp_path, count):
+    gisgrid("checklists", "load")
+    gisgrid("people", "add", "--name", "郑网格", "--employment", "part_time", "--phone",
+            "13700000019")
+    items = [{"client_uuid": str(uuid.uuid4()), "grid_code": grid, "worker": "13700000019",
+              "day": "2024-06-03", "started_at": "2024-06-03T09:00:00+08:00",
+              "ended_at": "2024-06-03T10:00:00+08:00", "results": {"V01": "ok"}}
+             for grid in ("FV-1", "FV-2")]
+    path = tmp_path / "batch.json"
+    bad = [items[0], {**items[1], "grid_code": "FK-1"}]  # V01 is not a community task
+    path.write_text(json.dumps(bad), encoding="utf-8")
+    before = count("SELECT count(*) FROM patrol")
+    code, _, err = gisgrid("patrols", "submit", path)
+    assert code == 2 and "submission 1" in err and "V01 is not a task" in err
+    assert count("SELECT count(*) FROM patrol") == before
+    path.write_text(json.dumps(items), encoding="utf-8")
+    code, out, err = gisgrid("patrols", "submit", path, "--format", "json")
+    assert code == 0, err
+    assert [o["created"] for o in json.loads(out)] == [True, True]
+    code, out, _ = gisgrid("patrols", "submit", path, "--format", "json")
+    assert [o["created"] for o in json.loads(out)] == [False, False]
+    path.write_text(json.dumps([items[0], {**items[1], "day": "June"}]), encoding="utf-8")
+    code, _, err = gisgrid("patrols", "submit", path)
+    assert code == 2 and "submission 1: day" in err

@@ -12,7 +12,7 @@ from gisgrid.checklists import read_builtin_checklists
 from gisgrid.errors import CRSError, InputError
 from gisgrid.patrols import (OpenTask, build_daily_plan, check_results_against_plan,
                              diff_submissions, is_late, measure_patrol_coverage,
-                             parse_submission)
+                             parse_submission, parse_submissions, union_by_group)
 
 D1 = date(2024, 5, 6)
 RECEIVED = datetime(2024, 5, 6, 20, 0)
@@ -197,3 +197,32 @@ def test_coverage_with_no_tracks_is_zero_and_crs_mismatch_raises():
     track = gpd.GeoSeries([shapely.LineString([(113.9, 29.7), (113.91, 29.7)])], crs=4490)
     with pytest.raises(CRSError):
         measure_patrol_coverage(squares(), track)
+
+
+def test_union_by_group_matches_union_all_per_group():
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    centres = rng.uniform(0, 10, size=(40, 2))
+    discs = shapely.buffer(shapely.points(centres), rng.uniform(0.5, 2, size=40))
+    groups = rng.integers(0, 6, size=40)  # groups of 1 to ~12 overlapping discs
+    labels, unions = union_by_group(groups, discs.copy())
+    assert labels.tolist() == sorted(set(groups.tolist()))
+    for label, union in zip(labels, unions):
+        expected = shapely.union_all(discs[groups == label])
+        assert shapely.area(union) == pytest.approx(shapely.area(expected), rel=1e-9)
+
+
+def test_parse_submissions_numbers_every_refused_item():
+    good = {"client_uuid": str(uuid.uuid4()), "grid_code": "B1", "worker": 1,
+            "day": "2024-05-06", "started_at": "2024-05-06T09:00:00+08:00",
+            "ended_at": "2024-05-06T10:00:00+08:00"}
+    assert len(parse_submissions([good, good], received_at=RECEIVED)) == 2
+    with pytest.raises(InputError) as caught:
+        parse_submissions([good, {**good, "day": "May"}, {**good, "track": [[1, True]]}],
+                          received_at=RECEIVED)
+    assert caught.value.details[0].startswith("submission 1: day")
+    assert caught.value.details[-1].startswith("submission 2: track[0]")
+    with pytest.raises(InputError, match="patrol submission refused") as single:
+        parse_submissions([{**good, "day": "May"}], received_at=RECEIVED, numbered=False)
+    assert single.value.details[0].startswith("day")
