@@ -167,13 +167,14 @@ def main() -> None:
             for method in ("geos", "full", "naive"):
                 out = subprocess.run([sys.executable, __file__, "--method", method, "--data", path],
                                      capture_output=True, text=True, check=True)
-                results.setdefault(method, []).append(json.loads(out.stdout.strip().splitlines()[-1]))
+                last = out.stdout.strip().splitlines()[-1]
+                results.setdefault(method, []).append(json.loads(last))
     finally:
         os.unlink(path)
     geos = statistics.median(r["seconds"] for r in results["geos"])
     geos_cpu = statistics.median(r["cpu_seconds"] for r in results["geos"])
-    print(f"machine: {platform.platform()}, {os.cpu_count()} cores; date {time.strftime('%Y-%m-%d')}"
-          f"; load average {os.getloadavg()[0]:.1f}")
+    print(f"machine: {platform.platform()}, {os.cpu_count()} cores; "
+          f"date {time.strftime('%Y-%m-%d')}; load average {os.getloadavg()[0]:.1f}")
     print("| method | median wall s | wall ratio | median CPU s | CPU ratio | peak RSS MB |")
     print("|---|---|---|---|---|---|")
     for method in ("geos", "full", "naive"):

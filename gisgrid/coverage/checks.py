@@ -296,9 +296,10 @@ def check_edges(fixed: np.ndarray, partitions: Sequence[np.ndarray],
        the parent (normalised, vertex for vertex), its children also match the parent's
        border: nothing more to do. Otherwise the children touching the parent's frame ring
        (:func:`frame_rings`) are checked again with the ring as one more member. A child with
-       an invalid edge in either check is a *candidate*. A child whose edges all match its siblings and its parent's border can
-       only mismatch a child of another parent where the two parents mismatch (reported on
-       their own level). Partitions without a parent geometry have no ring: their children
+       an invalid edge in either check is a *candidate*. A child whose edges all match its
+       siblings and its parent's border can only mismatch a child of another parent where the
+       two parents mismatch (reported on their own level; for the straddle check, see
+       :func:`gisgrid.coverage.hierarchy.check_level`). Partitions without a parent geometry have no ring: their children
        touching another partition are candidates too.
     2. each partition's candidates are checked again with every feature of the level they
        intersect (siblings and children of neighbouring parents), without the ring; the edges
