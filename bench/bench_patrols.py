@@ -25,6 +25,7 @@ Usage: ``python bench/bench_patrols.py [--days 30] [--grids 1500] [--baseline-da
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
 import tempfile
@@ -55,25 +56,43 @@ WAYPOINTS = 8
 POOL = 48
 
 
+def backend_cpu(conn) -> float:
+    """CPU seconds used so far by the PostgreSQL backend serving ``conn`` (from /proc)."""
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Timer:
-    """Seconds per phase, one entry per day."""
+    """Wall seconds per phase (one entry per day), and CPU seconds of this process plus the
+    database backend: on a shared, loaded machine the CPU sum is what an idle one would take."""
 
     def __init__(self):
         self.times: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
 
-    def __call__(self, phase: str):
+    def __call__(self, phase: str, conn=None):
         timer = self
 
         class _Span:
             def __enter__(self):
-                self.start = time.perf_counter()
+                self.server = backend_cpu(conn) if conn is not None else 0.0
+                self.start, self.client = time.perf_counter(), time.process_time()
 
             def __exit__(self, *exc):
-                timer.times.setdefault(phase, []).append(time.perf_counter() - self.start)
+                wall = time.perf_counter() - self.start
+                cpu = time.process_time() - self.client
+                if conn is not None:
+                    cpu += backend_cpu(conn) - self.server
+                timer.times.setdefault(phase, []).append(wall)
+                timer.cpu.setdefault(phase, []).append(cpu)
         return _Span()
 
     def total(self, phase: str) -> float:
         return sum(self.times.get(phase, []))
+
+    def total_cpu(self, phase: str) -> float:
+        return sum(self.cpu.get(phase, []))
 
 
 def load_city(engine, grids: int, seed: int):
@@ -200,14 +219,14 @@ def run(url: str, args, rng) -> None:
     for day in days:
         raw = day_submissions(day, base, workers, pools, metric_crs, rng)
         with engine.begin() as conn:  # the day's plans: one command, one transaction
-            with timer("plans"):
+            with timer("plans", conn):
                 plans = field.build_plans(conn, day)
         with engine.begin() as conn:  # the day's submissions and coverage
-            with timer("parse"):
+            with timer("parse", conn):
                 parsed = parse_all(raw)
-            with timer("patrols"):
+            with timer("patrols", conn):
                 outcomes = field.record_patrols(conn, parsed)
-            with timer("coverage"):
+            with timer("coverage", conn):
                 cover = field.record_patrol_coverage(conn, day)
         submissions += len(outcomes)
         print(f"{day}: {len(plans.created)} plans, {plans.carried_tasks} tasks carried, "
@@ -219,11 +238,15 @@ def run(url: str, args, rng) -> None:
                   for t in ("patrol_plan", "patrol_task", "patrol", "patrol_item_result",
                             "patrol_coverage")}
     month = sum(timer.total(p) for p in ("plans", "patrols", "coverage"))
+    month_cpu = sum(timer.total_cpu(p) for p in ("plans", "patrols", "coverage"))
     print(f"\nmonth: {args.days} days x {len(base)} base grids, {submissions} patrols; rows {counts}")
     for phase in timer.times:
         print(f"  {phase:9s} total {timer.total(phase):6.2f} s, median/day "
-              f"{statistics.median(timer.times[phase]):.3f} s")
-    print(f"  plans + patrols + coverage: {month:.1f} s (parse: {timer.total('parse'):.1f} s)")
+              f"{statistics.median(timer.times[phase]):.3f} s; CPU (client + database) "
+              f"{timer.total_cpu(phase):6.2f} s")
+    print(f"  plans + patrols + coverage: {month:.1f} s wall, {month_cpu:.1f} s CPU "
+          f"(parse: {timer.total('parse'):.1f} s)")
+    print(f"  load average after the month: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     baselines(engine, args, base, workers, pools, metric_crs, rng, days[-1], timer)
     print(f"\n{platform.node()} {platform.python_version()} {date.today()}")
     engine.dispose()
