@@ -48,14 +48,17 @@ from gisgrid.errors import InputError
 REQUIRED_COLUMNS = ("worker", "time", "lon", "lat")
 OPTIONAL_COLUMNS = ("accuracy",)
 FORMATS = ("csv", "parquet")
-DEFAULT_CHUNK_SIZE = 250_000
+DEFAULT_CHUNK_SIZE = 100_000
 DEFAULT_TIMEZONE = "Asia/Shanghai"
 MAX_LISTED_PROBLEMS = 50
 REBUILD_MIN_ROWS = 200_000
 
 _CSV_TYPES = {"worker": pa.int64(), "time": pa.string(), "lon": pa.float64(),
               "lat": pa.float64(), "accuracy": pa.float32()}
-_BYTES_PER_CSV_ROW = 64  # block size per row asked for, a typical CSV row is 50-70 bytes
+_BYTES_PER_CSV_ROW = 60  # a typical row (for estimates from the file size)
+# pyarrow's streaming CSV reader reads many blocks ahead: small blocks bound its memory
+# (16 MB blocks hold 300-500 MB, 4 MB blocks about 100 MB), chunks are then put together.
+_CSV_BLOCK_SIZE = 4 << 20
 _OFFSET = re.compile(r"(?:Z|[+-]\d\d(?::?\d\d)?)$", re.IGNORECASE)
 
 
@@ -155,6 +158,10 @@ def ingest_points(
     quarter of the rows already stored. ``progress`` is called with each chunk's row count.
     """
     started = time.perf_counter()
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"no such file: {path}")
+    file_format = detect_format(path, file_format)
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
     person_ids = store.read_person_ids(conn)
@@ -183,9 +190,12 @@ def ingest_points(
 
 def count_rows_hint(path: str | Path, file_format: str | None = None) -> int | None:
     """Number of rows when cheap to know (Parquet metadata), else ``None`` (CSV)."""
-    if detect_format(Path(path), file_format) == "parquet":
+    if detect_format(Path(path), file_format) != "parquet":
+        return None
+    try:
         return pq.ParquetFile(path).metadata.num_rows
-    return None
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise InputError(f"{Path(path).name} is not a readable Parquet file: {exc}") from exc
 
 
 def estimate_row_count(path: str | Path, file_format: str | None = None) -> int:
@@ -271,15 +281,13 @@ def _csv_batches(path: Path, chunk_size: int,
     first_time = first.get("time", "").strip()
     types["time"] = pa.timestamp("us", tz="UTC" if _OFFSET.search(first_time) else None)
     done = 0
-    block = max(min(chunk_size * _BYTES_PER_CSV_ROW, 1 << 28), 1 << 16)
     try:
         reader = pacsv.open_csv(
-            path, read_options=pacsv.ReadOptions(block_size=block),
+            path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE),
             convert_options=pacsv.ConvertOptions(include_columns=wanted, column_types=types))
-        for batch in reader:
-            for piece in _split(batch, chunk_size):
-                yield done + 1, piece
-                done += piece.num_rows
+        for batch in _rechunk(reader, chunk_size):
+            yield done + 1, batch
+            done += batch.num_rows
         return
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         pass  # fall through to the string reader, which names each bad value
@@ -290,7 +298,7 @@ def _csv_batches(path: Path, chunk_size: int,
         return "skip"
 
     reader = pacsv.open_csv(
-        path, read_options=pacsv.ReadOptions(block_size=block, use_threads=False),
+        path, read_options=pacsv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=False),
         parse_options=pacsv.ParseOptions(invalid_row_handler=on_invalid),
         convert_options=pacsv.ConvertOptions(
             include_columns=wanted, column_types={c: pa.string() for c in wanted}))
@@ -324,6 +332,26 @@ def _parquet_batches(path: Path, chunk_size: int) -> Iterator[tuple[int, pa.Reco
 def _split(batch: pa.RecordBatch, size: int) -> Iterator[pa.RecordBatch]:
     for start in range(0, batch.num_rows, size):
         yield batch.slice(start, size)
+
+
+def _rechunk(batches, size: int) -> Iterator[pa.RecordBatch]:
+    """Batches of exactly ``size`` rows (the last one shorter) from batches of any size."""
+    pending: list[pa.RecordBatch] = []
+    rows = 0
+    for batch in batches:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows < size:
+            continue
+        table = pa.Table.from_batches(pending)
+        whole = rows - rows % size
+        for start in range(0, whole, size):
+            yield table.slice(start, size).combine_chunks().to_batches()[0]
+        rest = table.slice(whole)
+        pending = rest.combine_chunks().to_batches() if rest.num_rows else []
+        rows = rest.num_rows
+    if rows:
+        yield pa.Table.from_batches(pending).combine_chunks().to_batches()[0]
 
 
 # ------------------------------------------------------------------------------ validation

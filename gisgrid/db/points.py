@@ -12,6 +12,8 @@ EWKB (little-endian, with the SRID), which PostGIS's binary input accepts.
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ import pandas as pd
 import psycopg
 import shapely
 import sqlalchemy as sa
-from psycopg.copy import QueuedLibpqWriter
+from psycopg.copy import LibpqWriter
 
 from gisgrid.assign import AssignedChain
 from gisgrid.db.engine import storage_srid
@@ -138,6 +140,40 @@ def suspended_indexes(conn: sa.Connection) -> Iterator[list[str]]:
         conn.execute(sa.text(definition))
 
 
+class _BackgroundWriter(LibpqWriter):
+    """Sends COPY data from a worker thread, so that reading, assigning and encoding the next
+    chunk overlaps the server's work; at most ``depth`` encoded chunks wait in memory
+    (psycopg's own QueuedLibpqWriter queues up to 128 MB of copies)."""
+
+    def __init__(self, cursor, *, depth: int = 2):
+        super().__init__(cursor)
+        self._chunks: queue.Queue = queue.Queue(maxsize=depth)
+        self._failure: BaseException | None = None
+        self._sender = threading.Thread(target=self._send, name="gps-copy", daemon=True)
+        self._sender.start()
+
+    def _send(self) -> None:
+        try:
+            while (data := self._chunks.get()) is not None:
+                super().write(data)
+        except BaseException as exc:  # handed to the main thread at its next call
+            self._failure = exc
+            while self._chunks.get() is not None:
+                pass
+
+    def write(self, data) -> None:
+        if self._failure is not None:
+            raise self._failure
+        self._chunks.put(data)
+
+    def finish(self, exc: BaseException | None = None) -> None:
+        self._chunks.put(None)
+        self._sender.join()
+        if self._failure is not None and exc is None:
+            raise self._failure
+        super().finish(exc)
+
+
 class PointWriter:
     """Writes :class:`PointRows` into an open binary COPY (see :func:`copy_points`)."""
 
@@ -148,7 +184,7 @@ class PointWriter:
 
     def write(self, rows: PointRows) -> None:
         """Encode ``rows`` and queue them to the server."""
-        self._copy.write(encode_rows(rows, self._srid))
+        self._copy.write(memoryview(encode_rows(rows, self._srid)))  # sliced without copies
         self.rows += len(rows)
 
 
@@ -165,7 +201,7 @@ def copy_points(conn: sa.Connection) -> Iterator[PointWriter]:
     columns = ", ".join(COPY_COLUMNS)
     with raw.cursor() as cursor:
         with cursor.copy(f"COPY gps_point ({columns}) FROM STDIN (FORMAT BINARY)",
-                         writer=QueuedLibpqWriter(cursor)) as copy:
+                         writer=_BackgroundWriter(cursor)) as copy:
             copy.write(_SIGNATURE)
             writer = PointWriter(copy, srid)
             yield writer

@@ -116,11 +116,16 @@ def test_a_bad_file_stores_nothing_and_names_every_problem(conn, tmp_path):
     assert count_points(conn) == 0
 
 
-def test_missing_column_is_refused(conn, tmp_path):
+def test_missing_column_unreadable_or_absent_file_is_refused(conn, tmp_path):
     path = write_file(gps_frame([1, 2]).drop(columns=["lat"]), tmp_path / "nolat.parquet",
                       "parquet")
-    with pytest.raises(InputError, match="lat"):
+    with pytest.raises(InputError, match="lat"), conn.begin_nested():
         ingest_points(conn, path)
+    (tmp_path / "junk.parquet").write_text("worker,time\n")
+    with pytest.raises(InputError, match="not a readable Parquet file"):
+        ingest_points(conn, tmp_path / "junk.parquet")
+    with pytest.raises(InputError, match="no such file"):
+        ingest_points(conn, tmp_path / "absent.csv")
 
 
 def test_cli_commits_the_file_and_exits_2_on_bad_input(make_database, tmp_path, monkeypatch,
