@@ -869,16 +869,15 @@ def _write_patrols(conn: sa.Connection, fresh: list[_Fresh], out: list) -> None:
     for run in _split_runs(fresh, set(plan_of)):
         to_make: dict[date, dict[int, Mapping]] = {}
         for f in run:
-            if (f.grid["id"], f.submission.day) not in plan_of:
+            if (f.grid["id"], f.submission.day) in plan_of:
+                continue
+            if f.grid["village_kind"] is None:
+                out[f.index] = InputError(f"grid {f.grid['code']}: no village/community "
+                                          "parent, so no checklist")
+            else:
                 to_make.setdefault(f.submission.day, {})[f.grid["id"]] = f.grid
         for day, rows in to_make.items():
-            try:
-                made, _ = _write_plans(conn, day, rows.values(), checklists=checklists)
-            except InputError as error:
-                for f in run:
-                    if f.submission.day == day and f.grid["id"] in rows:
-                        out[f.index] = error
-                continue
+            made, _ = _write_plans(conn, day, rows.values(), checklists=checklists)
             plan_of.update({(g, day): p for g, p in made.items()})
         writable = []
         for f in run:
