@@ -106,8 +106,8 @@ def _array(values: Iterable) -> str:
         return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     values = list(values)
     kinds = set(map(type, values))
-    if kinds == {int}:  # fast paths of the common columns: ids, and plain words
-        return "{" + ",".join(map(str, values)) + "}"
+    if kinds <= {int, type(None)}:  # fast paths of the common columns: ids, and plain words
+        return "{" + ",".join(["NULL" if v is None else str(v) for v in values]) + "}"
     if kinds == {str}:
         joined = '","'.join(values)
         if "\\" not in joined and '"' not in joined:
@@ -905,13 +905,14 @@ def _write_patrols(conn: sa.Connection, fresh: list[_Fresh], out: list) -> None:
 def _read_tasks(conn: sa.Connection, plan_ids: Iterable[int]
                 ) -> dict[int, list[tuple[int, int, str]]]:
     """(task id, item id, item code) of each plan, in checklist order, by plan id."""
-    tasks: dict[int, list[tuple[int, int, str]]] = {}
-    for plan_id, task_id, item_id, code in conn.execute(sa.text("""
-            SELECT t.plan_id, t.id, t.item_id, i.code FROM patrol_task t
-            JOIN checklist_item i ON i.id = t.item_id WHERE t.plan_id = ANY(CAST(:p AS bigint[]))
-            ORDER BY t.plan_id, i.position, t.id"""), {"p": _array(plan_ids)}).all():
-        tasks.setdefault(plan_id, []).append((task_id, item_id, code))
-    return tasks
+    rows = conn.execute(sa.text("""
+        SELECT t.plan_id, array_agg(t.id ORDER BY i.position, t.id),
+               array_agg(t.item_id ORDER BY i.position, t.id),
+               array_agg(i.code ORDER BY i.position, t.id)
+        FROM patrol_task t JOIN checklist_item i ON i.id = t.item_id
+        WHERE t.plan_id = ANY(CAST(:p AS bigint[])) GROUP BY t.plan_id"""),
+        {"p": _array(plan_ids)}).all()
+    return {plan_id: list(zip(ids, items, codes)) for plan_id, ids, items, codes in rows}
 
 
 def _insert_patrols(conn: sa.Connection, checked: list[_Fresh],
