@@ -239,7 +239,8 @@ def run(url: str, args, rng) -> None:
                             "patrol_coverage")}
     month = sum(timer.total(p) for p in ("plans", "patrols", "coverage"))
     month_cpu = sum(timer.total_cpu(p) for p in ("plans", "patrols", "coverage"))
-    print(f"\nmonth: {args.days} days x {len(base)} base grids, {submissions} patrols; rows {counts}")
+    print(f"\nmonth: {args.days} days x {len(base)} base grids, {submissions} patrols; "
+          f"rows {counts}")
     for phase in timer.times:
         print(f"  {phase:9s} total {timer.total(phase):6.2f} s, median/day "
               f"{statistics.median(timer.times[phase]):.3f} s; CPU (client + database) "

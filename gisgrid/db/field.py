@@ -6,8 +6,13 @@ live in the pure modules :mod:`gisgrid.units`, :mod:`gisgrid.people`,
 
 Grid chain of units at write time: the units are assigned in bulk with
 :mod:`gisgrid.assign` (``GridIndex`` over the current base grids read with
-:func:`gisgrid.db.grids.read_grids`), not by a SQL join; a unit outside every base grid is stored with null
-grid ids and ``outside_grids = true``, never refused.
+:func:`gisgrid.db.grids.read_grids`), not by a SQL join; a unit outside every base grid is
+stored with null grid ids and ``outside_grids = true``, never refused.
+
+Plans, patrols and coverage are written in bulk: :func:`build_plans` makes every plan of a day
+in a handful of statements, :func:`record_patrols` records a batch with the rules of
+:func:`record_patrol` (which is a batch of one), and large parameter lists travel as one
+array literal (:func:`_array`) unnested in SQL.
 
 "Under a grid" means the grid itself and its descendants: ``path = p OR path LIKE 'p.%'``
 on the materialised path (LIKE wildcards in ``p`` escaped).
