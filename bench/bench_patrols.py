@@ -97,7 +97,7 @@ class Timer:
 
 def load_city(engine, grids: int, seed: int):
     """Write the demo city, checklists, workers; return the base grid table for generation."""
-    city = build_demo_city(base_grids=grids, villages=max(12, grids // 10), defects=False,
+    city = build_demo_city(base_grids=grids, villages=max(24, grids // 10), defects=False,
                            seed=seed)
     with engine.begin() as conn:
         srid = storage_srid(conn)
