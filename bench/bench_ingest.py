@@ -47,7 +47,7 @@ from gisgrid.assign import AssignedChain, GridIndex, assign_points
 from gisgrid.db import migrate
 from gisgrid.db.points import PointRows, copy_points, count_points, encode_rows
 from gisgrid.db.server import EmbeddedServer
-from gisgrid.ingest import read_gps_chunks
+from gisgrid.ingest import WorkerDirectory, read_gps_chunks
 
 BOUNDS = (113.6, 29.5, 114.2, 29.9)
 GISGRID = str(Path(sys.executable).with_name("gisgrid"))
@@ -255,7 +255,7 @@ def bench_client_pipeline(path: Path, index: GridIndex, people: np.ndarray) -> d
     """Read + validate + assign + encode a file, without a database: our side's own rate."""
     started = time.perf_counter()
     rows = 0
-    for chunk in read_gps_chunks(path, person_ids=np.sort(people)):
+    for chunk in read_gps_chunks(path, workers=WorkerDirectory(np.sort(people))):
         chain = assign_points(index, chunk.lon, chunk.lat)
         encode_rows(PointRows(chunk.worker, chunk.recorded_at_us, chunk.lon, chunk.lat,
                               chunk.accuracy_m, chain), 4490)

@@ -10,7 +10,8 @@ nothing is stored. A point outside every grid is not a problem: it is stored wit
 Input columns
 -------------
 ``worker``
-    The person id (``person.id``) of the grid worker; required, must exist.
+    The grid worker: a person id (``person.id``) or, failing that, the phone number of an
+    active person (digits only); required, must exist.
 ``time``
     ISO 8601 date-time. With an offset (``Z``, ``+08:00``) it is taken as given; without one it
     is local time in ``timezone`` (default ``Asia/Shanghai``, China Standard Time).
@@ -30,7 +31,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,26 @@ class GpsChunk:
 
 
 @dataclass(frozen=True)
+class WorkerDirectory:
+    """Who a ``worker`` value can name: sorted person ids, and sorted phone numbers (as
+    integers) with the person id of each."""
+
+    ids: np.ndarray
+    phones: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    phone_ids: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def resolve(self, values: np.ndarray) -> np.ndarray:
+        """Person id for each value (an id first, else a phone), ``-1`` when unknown."""
+        out = np.where(_isin_sorted(values, self.ids), values, -1)
+        rest = np.flatnonzero(out < 0)
+        if len(rest) and len(self.phones):
+            at = np.clip(np.searchsorted(self.phones, values[rest]), 0, len(self.phones) - 1)
+            hit = self.phones[at] == values[rest]
+            out[rest[hit]] = self.phone_ids[at[hit]]
+        return out
+
+
+@dataclass(frozen=True)
 class IngestSummary:
     """What an ingest stored."""
 
@@ -112,14 +133,14 @@ def read_gps_chunks(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     file_format: str | None = None,
     timezone: str = DEFAULT_TIMEZONE,
-    person_ids: np.ndarray | None = None,
+    workers: WorkerDirectory | None = None,
 ) -> Iterator[GpsChunk]:
     """Stream validated chunks of GPS fixes from a CSV or Parquet file.
 
     Chunks are yielded while every row so far is valid. At the first bad row the rest of the
     file is still read, to list every problem; then :class:`InputError` is raised (the caller
-    must not commit anything it wrote). ``person_ids`` (sorted), when given, is the set of
-    valid ``worker`` values.
+    must not commit anything it wrote). ``workers``, when given, resolves ``worker`` values
+    to person ids (unknown ones are problems); without it the values are kept as they are.
     """
     path = Path(path)
     if not path.is_file():
@@ -131,7 +152,7 @@ def read_gps_chunks(
     batches = _csv_batches(path, chunk_size, problems) if kind == "csv" else \
         _parquet_batches(path, chunk_size)
     for first_row, batch in batches:
-        chunk = _validate_batch(batch, first_row, timezone, person_ids, problems)
+        chunk = _validate_batch(batch, first_row, timezone, workers, problems)
         if not problems:
             yield chunk
     problems.raise_if_any(path)
@@ -164,7 +185,7 @@ def ingest_points(
     file_format = detect_format(path, file_format)
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
-    person_ids = store.read_person_ids(conn)
+    workers = WorkerDirectory(store.read_person_ids(conn), *store.read_person_phones(conn))
     if rebuild_indexes is None:
         incoming = estimate_row_count(path, file_format)
         rebuild_indexes = (incoming >= REBUILD_MIN_ROWS
@@ -175,7 +196,7 @@ def ingest_points(
             stack.enter_context(store.suspended_indexes(conn))
         writer = stack.enter_context(store.copy_points(conn))
         for chunk in read_gps_chunks(path, chunk_size=chunk_size, file_format=file_format,
-                                     timezone=timezone, person_ids=person_ids):
+                                     timezone=timezone, workers=workers):
             chain = assign_points(index, chunk.lon, chunk.lat)
             writer.write(store.PointRows(
                 person_id=chunk.worker, recorded_at_us=chunk.recorded_at_us, lon=chunk.lon,
@@ -356,7 +377,7 @@ def _rechunk(batches, size: int) -> Iterator[pa.RecordBatch]:
 
 # ------------------------------------------------------------------------------ validation
 def _validate_batch(batch: pa.RecordBatch, first_row: int, timezone: str,
-                    person_ids: np.ndarray | None, problems: _Problems) -> GpsChunk:
+                    workers: WorkerDirectory | None, problems: _Problems) -> GpsChunk:
     n = batch.num_rows
     names = batch.schema.names
     column = {name: batch.column(names.index(name)) for name in names}
@@ -366,11 +387,12 @@ def _validate_batch(batch: pa.RecordBatch, first_row: int, timezone: str,
     problems.add_rows(first_row, worker_empty, lambda i: "worker: empty")
     problems.add_rows(first_row, worker_bad & ~worker_empty,
                       lambda i: f"worker: {worker_raw(i)!r} is not a person id")
-    if person_ids is not None:
-        known = _isin_sorted(worker, person_ids)
-        unknown = ~known & ~worker_bad & ~worker_empty
+    if workers is not None:
+        person = workers.resolve(worker)
+        unknown = (person < 0) & ~worker_bad & ~worker_empty
         problems.add_rows(first_row, unknown,
-                          lambda i: f"worker: no person with id {worker[i]}")
+                          lambda i: f"worker: no person with id or phone {worker[i]}")
+        worker = np.where(person < 0, worker, person)
 
     stamp, stamp_bad = _to_epoch_us(column["time"], timezone)
     time_empty = _is_missing(column["time"])

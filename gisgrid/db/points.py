@@ -105,6 +105,23 @@ def read_person_ids(conn: sa.Connection) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
+def read_person_phones(conn: sa.Connection) -> tuple[np.ndarray, np.ndarray]:
+    """Phone numbers of active people (digits only, as integers) and their person ids.
+
+    A phone shared by several active people belongs to the smallest id.
+    """
+    rows = conn.execute(sa.text("""
+        SELECT DISTINCT ON (digits) digits::bigint, id
+        FROM (SELECT id, regexp_replace(phone, '[^0-9]', '', 'g') AS digits
+              FROM person WHERE active AND phone IS NOT NULL) p
+        WHERE digits <> '' AND length(digits) <= 18
+        ORDER BY digits, id""")).all()
+    phones = np.asarray([r[0] for r in rows], dtype=np.int64)
+    ids = np.asarray([r[1] for r in rows], dtype=np.int64)
+    order = np.argsort(phones, kind="stable")
+    return phones[order], ids[order]
+
+
 def count_points(conn: sa.Connection) -> int:
     """Number of rows in ``gps_point``."""
     return int(conn.execute(sa.text("SELECT count(*) FROM gps_point")).scalar_one())

@@ -82,6 +82,19 @@ def test_points_get_their_chain_and_outside_points_are_kept(conn, tmp_path, kind
     assert got["person_id"].tolist()[:3] == [workers[0], workers[0], workers[1]]
 
 
+def test_worker_may_be_a_phone_number(conn, tmp_path):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    conn.execute(sa.text("UPDATE person SET phone = '138-0013-8000' WHERE id = :id"),
+                 {"id": workers[1]})
+    frame = gps_frame(workers)
+    frame["worker"] = [workers[0], 13800138000, 13800138000, workers[0], workers[0]]
+    ingest_points(conn, write_file(frame, tmp_path / "gps.csv", "csv"))
+    got = stored(conn)
+    assert got["person_id"].tolist() == [workers[0], workers[1], workers[1], workers[0],
+                                         workers[0]]
+
+
 def test_rebuilding_indexes_keeps_them(conn, tmp_path):
     def indexes():
         return sorted(conn.execute(sa.text(
@@ -110,7 +123,7 @@ def test_a_bad_file_stores_nothing_and_names_every_problem(conn, tmp_path):
             ingest_points(conn, path, chunk_size=2)
     assert info.value.details == [
         "line 3: lat: 95.0 is outside -90..90",
-        "line 4: worker: no person with id 999999",
+        "line 4: worker: no person with id or phone 999999",
         "line 6: time: 'yesterday' is not an ISO 8601 date-time",
     ]
     assert count_points(conn) == 0
