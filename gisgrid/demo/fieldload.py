@@ -4,6 +4,10 @@ checklists → business units (units import path) → people and assignments →
 daily plans, that day's patrol submissions, that day's patrol coverage → hazards reported and
 taken through their workflow steps. Nothing is written to a table directly: each step calls the
 function a command or the API would call, so the demo exercises (and proves) those paths.
+
+The loader commits as it goes, as the field would: each stage, and each day's plans before that
+day's patrols (marking a task done in the transaction that created it re-runs its foreign-key
+checks). Pass a connection with no transaction begun (``engine.connect()``).
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
     step("registering grid workers and officers")
     people = build_demo_people(city, seed=city.seed)
     person_ids = load_people(conn, people)
+    conn.commit()
     step(f"a month of daily plans, patrols and patrol coverage from {start}")
     patrols = build_demo_patrols(city, people, start=start, days=days, seed=city.seed)
     patrol_count = load_patrols(conn, patrols, start=start, days=days)
@@ -104,11 +109,13 @@ def load_patrols(conn: sa.Connection, patrols: DemoPatrols, *, start: date, days
     for offset in tqdm(range(days), desc="patrol days", unit="day", leave=False):
         day = start + timedelta(days=offset)
         field_store.build_plans(conn, day)
+        conn.commit()
         entries = by_entry_day.pop(day, [])
         if day == last:   # entries dated after the window are submitted on its last day
             entries += [s for late_day in sorted(by_entry_day) for s in by_entry_day[late_day]]
         stored += len(field_store.record_patrols(conn, entries))
         field_store.record_patrol_coverage(conn, day)
+        conn.commit()
     return stored
 
 
@@ -136,5 +143,6 @@ def load_hazards(conn: sa.Connection, hazards: DemoHazards, *, unit_ids: dict[st
     for s in tqdm(steps, desc="workflow steps", unit="step", leave=False):
         advance_hazard(conn, hazard_ids[s.client_uuid], s.action, actor=s.actor, note=s.note,
                        at=s.at, role=s.role)
+    conn.commit()
     return len(hazard_ids), len(steps)
 

@@ -68,7 +68,7 @@ def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None, star
     outcome.files += _write_coverage(report, out_dir)
     if days > 0:
         from gisgrid.demo.fieldload import load_field_data  # the field stage, after the grids
-        with engine.begin() as conn:
+        with engine.connect() as conn:   # the field stage commits day by day
             outcome.field_counts = load_field_data(conn, city, start=start, days=days, step=step,
                                                    photo_dir=settings.home / "photos")
     with engine.connect() as conn:
