@@ -73,6 +73,11 @@ class AssignedChain:
     def __len__(self) -> int:
         return len(self.outside)
 
+    def take(self, order: np.ndarray) -> "AssignedChain":
+        """The chain of the points at positions ``order``."""
+        return AssignedChain(*(getattr(self, name)[order]
+                               for name in (*CHAIN_COLUMNS, "outside")))
+
     def to_frame(self, index=None) -> pd.DataFrame:
         """The chain as a frame: nullable ``Int64`` id columns and bool ``outside_grids``."""
         data = {}

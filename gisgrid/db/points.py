@@ -73,6 +73,13 @@ class PointRows:
     def __len__(self) -> int:
         return len(self.person_id)
 
+    def grouped_by_grid(self) -> "PointRows":
+        """The rows ordered by base grid, then time: neighbours in the table's indexes are
+        then written together, which makes maintaining them several times cheaper."""
+        order = np.lexsort((self.recorded_at_us, self.chain.base_grid_id))
+        return PointRows(self.person_id[order], self.recorded_at_us[order], self.lon[order],
+                         self.lat[order], self.accuracy_m[order], self.chain.take(order))
+
 
 def read_base_chain(conn: sa.Connection) -> gpd.GeoDataFrame:
     """Current base grids with the ids of their village, township and city ancestors.
@@ -200,8 +207,10 @@ class PointWriter:
         self.rows = 0
 
     def write(self, rows: PointRows) -> None:
-        """Encode ``rows`` and queue them to the server."""
-        self._copy.write(memoryview(encode_rows(rows, self._srid)))  # sliced without copies
+        """Encode ``rows`` (grouped by grid, see :meth:`PointRows.grouped_by_grid`) and queue
+        them to the server."""
+        encoded = encode_rows(rows.grouped_by_grid(), self._srid)
+        self._copy.write(memoryview(encoded))  # sliced without copies
         self.rows += len(rows)
 
 
