@@ -43,7 +43,7 @@ def make_points(n: int, seed: int) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def client():
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                      dashboard_address=None) as cluster, Client(cluster) as c:
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
         yield c
 
 
@@ -84,3 +84,15 @@ def test_plain_frame_without_xy_is_refused():
         assign_points_dask(ddf, make_square_base(1))
     with pytest.raises(InputError, match="x_missing"):
         assign_points_dask(ddf, make_square_base(1), xy=("x_missing", "lat"))
+
+
+def test_worker_processes_get_the_pickled_index():
+    """Separate worker processes: the index crosses a process boundary (pickle) once each."""
+    base = make_square_base(3)
+    points = make_points(600, seed=3)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=":0") as cluster, Client(cluster) as c:
+        got = assign_points_dask(dd.from_pandas(points, npartitions=2), base, xy=("lon", "lat"),
+                                 client=c).compute()
+    want = expected_chain(GridIndex.build(base), points)
+    pd.testing.assert_frame_equal(got[list(want.columns)], want)
