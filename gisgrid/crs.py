@@ -1,9 +1,21 @@
 """Coordinate reference systems: the storage CRS and the local metric CRS used for measuring.
 
 Geometry is stored in CGCS2000 (EPSG:4490) by default. Areas, lengths and widths are never
-measured in degrees: they are measured in a local metric CRS chosen from the data, a CGCS2000
-3-degree Gauss-Kruger zone inside China (EPSG:4534-4554, central meridians 75E-135E) or the
-UTM zone elsewhere.
+measured in degrees: they are measured in a local metric CRS chosen from the data's
+longitude/latitude extent (:func:`local_metric_crs`), the first of these whose area scale
+stays within :data:`MAX_AREA_SCALE_ERROR` of 1 everywhere on the extent:
+
+1. the data's own CRS, when it is projected in metres (a planner's local CRS);
+2. inside China, the CGCS2000 3-degree Gauss-Kruger zone whose central meridian is nearest the
+   centre (EPSG:4534-4554, central meridians 75E-135E): city-sized data, e.g. EPSG:4547 for
+   Chibi;
+3. otherwise an Albers equal-area CRS centred on the data (:func:`albers_crs_for`), on
+   CGCS2000 inside China and WGS 84 elsewhere: province-sized data, data far from a zone's
+   meridian, and data outside China (UTM's scale factor 0.9996 shrinks areas by 0.08 %).
+
+Gauss-Kruger is conformal but its area scale grows with the square of the distance from the
+central meridian (about 0.05 % at 1.5 degrees, the zone's edge, at 30N); Albers keeps areas
+exact at any extent and its shape distortion over a province is about 0.1 %.
 """
 
 from __future__ import annotations
@@ -11,8 +23,11 @@ from __future__ import annotations
 import math
 
 import geopandas as gpd
+import numpy as np
 import pyproj
-from pyproj.aoi import AreaOfInterest  # noqa: F401  (documented companion of pyproj.CRS)
+import shapely
+from pyproj.crs import ProjectedCRS
+from pyproj.crs.coordinate_operation import AlbersEqualAreaConversion
 
 from gisgrid.errors import CRSError
 
@@ -24,6 +39,10 @@ _GK3_FIRST_EPSG = 4534
 _GK3_FIRST_CM = 75
 _GK3_LAST_CM = 135
 _CHINA_LAT = (3.0, 54.0)
+
+MAX_AREA_SCALE_ERROR = 2e-4
+"""Largest relative area error (0.02 %) a metric CRS may make anywhere on the data's extent."""
+_SAMPLES = 5   # the extent is sampled on a 5 x 5 lattice of longitudes and latitudes
 
 
 def require_crs(frame: gpd.GeoDataFrame, what: str) -> pyproj.CRS:
@@ -47,41 +66,117 @@ def gk3_epsg_for_longitude(lon: float) -> int:
     return _GK3_FIRST_EPSG + (cm - _GK3_FIRST_CM) // 3
 
 
-def utm_epsg_for(lon: float, lat: float) -> int:
-    """EPSG code of the WGS 84 UTM zone holding (lon, lat).
-
-    >>> utm_epsg_for(2.35, 48.85)
-    32631
-    """
-    zone = int(math.floor((lon + 180) / 6)) % 60 + 1
-    return (32600 if lat >= 0 else 32700) + zone
-
-
 def local_metric_crs_for(lon: float, lat: float) -> pyproj.CRS:
-    """The metric CRS to measure data centred on (lon, lat) in degrees."""
-    in_china = (_GK3_FIRST_CM - 1.5 <= lon <= _GK3_LAST_CM + 1.5
-                and _CHINA_LAT[0] <= lat <= _CHINA_LAT[1])
-    epsg = gk3_epsg_for_longitude(lon) if in_china else utm_epsg_for(lon, lat)
-    return pyproj.CRS.from_epsg(epsg)
+    """The metric CRS to measure data centred on (lon, lat) in degrees (a point's extent).
+
+    >>> local_metric_crs_for(113.9, 29.7).to_epsg()   # Chibi: CGCS2000 GK zone CM 114E
+    4547
+    """
+    return local_metric_crs_for_bounds(lon, lat, lon, lat)
+
+
+def local_metric_crs_for_bounds(minx: float, miny: float, maxx: float, maxy: float, *,
+                                own_crs: pyproj.CRS | None = None) -> pyproj.CRS:
+    """The metric CRS for data whose longitude/latitude extent is (minx, miny, maxx, maxy).
+
+    The rule is the module's: ``own_crs`` (if projected in metres), else the Gauss-Kruger zone
+    (in China), else Albers equal-area, taking the first whose area scale stays within
+    :data:`MAX_AREA_SCALE_ERROR` of 1 on the extent.
+
+    >>> local_metric_crs_for_bounds(113.5, 29.4, 114.3, 30.0).to_epsg()  # a city: GK zone
+    4547
+    >>> local_metric_crs_for_bounds(108.3, 29.0, 116.1, 33.3).name      # a province: Albers
+    'CGCS2000 / Albers equal-area 108.3E-116.1E 29.0N-33.3N'
+    """
+    extent = (float(minx), float(miny), float(maxx), float(maxy))
+    if not all(map(math.isfinite, extent)):
+        raise CRSError("the layer is empty: cannot choose a CRS to measure it in")
+    lon, lat = (extent[0] + extent[2]) / 2, (extent[1] + extent[3]) / 2
+    candidates = []
+    if own_crs is not None and own_crs.is_projected and _in_metres(own_crs):
+        candidates.append(own_crs)
+    if _in_china(lon, lat):
+        candidates.append(pyproj.CRS.from_epsg(gk3_epsg_for_longitude(lon)))
+    for crs in candidates:
+        if area_scale_error(crs, extent) <= MAX_AREA_SCALE_ERROR:
+            return crs
+    return albers_crs_for(*extent)
+
+
+def albers_crs_for(minx: float, miny: float, maxx: float, maxy: float) -> pyproj.CRS:
+    """An Albers equal-area CRS centred on a longitude/latitude extent.
+
+    Central meridian and latitude of origin at the centre, standard parallels at one sixth and
+    five sixths of the latitude span; on CGCS2000 inside China, WGS 84 elsewhere, so data in
+    the storage CRS reaches it without a datum shift.
+
+    >>> crs = albers_crs_for(108.3, 29.0, 116.1, 33.3)
+    >>> [round(p.value, 3) for p in crs.coordinate_operation.params][:4]  # origin, parallels
+    [31.15, 112.2, 29.717, 32.583]
+    """
+    lon, lat = (minx + maxx) / 2, (miny + maxy) / 2
+    span = maxy - miny
+    in_china = _in_china(lon, lat)
+    datum = "CGCS2000" if in_china else "WGS 84"
+    name = (f"{datum} / Albers equal-area {_deg(minx, 'E', 'W')}-{_deg(maxx, 'E', 'W')} "
+            f"{_deg(miny, 'N', 'S')}-{_deg(maxy, 'N', 'S')}")
+    return ProjectedCRS(
+        conversion=AlbersEqualAreaConversion(
+            latitude_first_parallel=miny + span / 6, latitude_second_parallel=maxy - span / 6,
+            latitude_false_origin=lat, longitude_false_origin=lon),
+        geodetic_crs=pyproj.CRS.from_epsg(DEFAULT_SRID if in_china else WGS84), name=name)
+
+
+def area_scale_error(crs: pyproj.CRS, bounds) -> float:
+    """Largest ``|area scale - 1|`` of the projected ``crs`` over a longitude/latitude extent.
+
+    >>> round(area_scale_error(pyproj.CRS.from_epsg(4547), (115.4, 30.0, 115.5, 30.1)), 4)
+    0.0005
+    """
+    minx, miny, maxx, maxy = bounds
+    lons, lats = np.meshgrid(np.linspace(minx, maxx, _SAMPLES), np.linspace(miny, maxy, _SAMPLES))
+    factors = pyproj.Proj(crs).get_factors(lons.ravel(), lats.ravel(), errcheck=False)
+    scales = np.asarray(factors.areal_scale, dtype=float)
+    if not np.isfinite(scales).all():
+        return math.inf
+    return float(np.abs(scales - 1.0).max())
 
 
 def local_metric_crs(frame: gpd.GeoSeries | gpd.GeoDataFrame) -> pyproj.CRS:
-    """Choose the local metric CRS for ``frame`` from the centre of its bounds."""
+    """Choose the metric CRS to measure ``frame`` in from its extent (see the module's rule).
+
+    Longitude/latitude bounds on the Greenwich meridian are used as they are (a datum shift of
+    a few metres cannot change the choice); other CRSs have their bounds transformed to
+    WGS 84, never the whole frame.
+    """
     crs = require_crs(frame, "the layer")
-    if crs.is_projected and crs.axis_info[0].unit_name in ("metre", "meter"):
-        return crs
-    geographic = frame.to_crs(WGS84) if not crs.equals(pyproj.CRS.from_epsg(WGS84)) else frame
-    minx, miny, maxx, maxy = geographic.total_bounds
+    if len(frame) == 0:
+        raise CRSError("the layer is empty: cannot choose a CRS to measure it in")
+    minx, miny, maxx, maxy = (float(v) for v in frame.total_bounds)
     if not all(map(math.isfinite, (minx, miny, maxx, maxy))):
         raise CRSError("the layer is empty: cannot choose a CRS to measure it in")
-    return local_metric_crs_for((minx + maxx) / 2, (miny + maxy) / 2)
+    if not (crs.is_geographic and crs.prime_meridian.longitude == 0):
+        to_wgs84 = pyproj.Transformer.from_crs(crs, WGS84, always_xy=True)
+        minx, miny, maxx, maxy = to_wgs84.transform_bounds(minx, miny, maxx, maxy,
+                                                           densify_pts=21)
+    return local_metric_crs_for_bounds(minx, miny, maxx, maxy, own_crs=crs)
+
+
+def _in_china(lon: float, lat: float) -> bool:
+    return (_GK3_FIRST_CM - 1.5 <= lon <= _GK3_LAST_CM + 1.5
+            and _CHINA_LAT[0] <= lat <= _CHINA_LAT[1])
+
+
+def _in_metres(crs: pyproj.CRS) -> bool:
+    return crs.axis_info[0].unit_name in ("metre", "meter")
+
+
+def _deg(value: float, positive: str, negative: str) -> str:
+    return f"{abs(value):.1f}{positive if value >= 0 else negative}"
 
 
 def check_coordinates_in_range(frame: gpd.GeoDataFrame) -> "list[int]":
     """Positions of features whose coordinates fall outside the area of use of their CRS."""
-    import numpy as np  # local: keep import light for the doctests above
-    import shapely
-
     crs = require_crs(frame, "the layer")
     if crs.is_geographic:
         lon_lim, lat_lim = (-180.0, 180.0), (-90.0, 90.0)

@@ -29,7 +29,7 @@ import shapely
 
 from gisgrid.coverage import checks
 from gisgrid.coverage.report import CoverageReport, Finding, finalise_findings
-from gisgrid.crs import local_metric_crs, local_metric_crs_for, require_crs
+from gisgrid.crs import local_metric_crs, require_crs
 from gisgrid.errors import CRSError, InputError
 
 
@@ -346,18 +346,6 @@ def _near_mismatched_parents(fixed, parent_fixed, parent_pos, partitions,
     return out
 
 
-def metric_crs_of(frame: gpd.GeoDataFrame) -> pyproj.CRS:
-    """:func:`gisgrid.crs.local_metric_crs` of ``frame``; for longitude/latitude on the
-    Greenwich meridian the zone is chosen from the bounds as they are (a datum shift of a few
-    metres cannot change the zone), sparing a reprojection to WGS 84."""
-    crs = require_crs(frame, "the layer")
-    if crs.is_geographic and crs.prime_meridian.longitude == 0 and len(frame):
-        minx, miny, maxx, maxy = frame.total_bounds
-        if np.isfinite([minx, miny, maxx, maxy]).all():
-            return local_metric_crs_for((minx + maxx) / 2, (miny + maxy) / 2)
-    return local_metric_crs(frame)
-
-
 def _common_crs(frames: Iterable[gpd.GeoDataFrame]) -> pyproj.CRS:
     crs = None
     for frame in frames:
@@ -395,7 +383,7 @@ def validate_level(frame: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None = N
     """
     frames = [frame] + ([parents] if parents is not None else [])
     crs = _common_crs(frames)
-    metric_crs = pyproj.CRS(metric_crs) if metric_crs is not None else metric_crs_of(frame)
+    metric_crs = pyproj.CRS(metric_crs) if metric_crs is not None else local_metric_crs(frame)
     parent_layer = None
     if parents is not None:
         parent_level = None if level is None else level - 1
@@ -450,7 +438,7 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
     crs = _common_crs(by_level.values())
     if metric_crs is None:
         top = by_level[min(by_level)]
-        metric_crs = metric_crs_of(top)
+        metric_crs = local_metric_crs(top)
     metric_crs = pyproj.CRS(metric_crs)
     layers = {lvl: prepare_layer(frame, code_field=code_field,
                                  parent_field=parent_field, level=lvl,

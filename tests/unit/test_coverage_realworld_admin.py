@@ -25,7 +25,8 @@ Definitional points, the same on both sides:
 - a "connected part" is one polygon of the (valid) difference, so two pieces that meet at a single
   vertex count as two (1/1024-degree staircases produce many of these);
 - topology is decided in the CRS the data is stored in (lon/lat) and each part is measured in
-  :func:`gisgrid.crs.local_metric_crs` (EPSG:4546 for Hubei, EPSG:4547 for Xianning).
+  :func:`gisgrid.crs.local_metric_crs` (an Albers equal-area CRS centred on each: both are
+  too wide for one Gauss-Kruger zone to measure within 0.02 %).
 
 With those definitions the counts agree exactly and the areas within 0.5 %
 (:func:`test_validator_agrees_with_overlay`; in fact to the square metre).
@@ -189,7 +190,7 @@ def test_projected_overlay_differs_only_by_projection_artefacts(case):
 def test_hierarchy_run_agrees_with_overlay():
     """The three real levels in one ``validate_hierarchy`` run: each level's overlaps, gaps and
     outside parts match the overlay of that level against its parent, measured in the
-    hierarchy's single metric CRS (the top level's, EPSG:4546); the 16 prefectures without a
+    hierarchy's single metric CRS (the top level's, Albers over Hubei); the 16 prefectures without a
     county layer are childless parents."""
     prefectures, hubei = read_case("hubei_prefectures")
     counties, _ = read_case("xianning_counties")
