@@ -160,12 +160,17 @@ def _existing_by_uuid(conn, client_uuid: str) -> HazardRecord | None:
 
 
 def _check_same_report(conn, existing: HazardRecord, report: HazardReport,
-                       photos: list[StoredPhoto]) -> None:
+                       photos: list[StoredPhoto], *, compare_time: bool) -> None:
+    """Raise :class:`Conflict` unless ``report`` says what the stored hazard says.
+
+    ``compare_time`` is False when the client sent no ``reported_at`` (it defaulted to the
+    time of this submission, which a resubmission never repeats).
+    """
     differ = [f for f in _IDENTITY_FIELDS if getattr(existing, f) != getattr(report, f)]
     snap = GEOGRAPHIC_GRID_SIZE * 1.5
     if abs(existing.lon - report.lon) > snap or abs(existing.lat - report.lat) > snap:
         differ.append("lon/lat")
-    if existing.reported_at != report.reported_at:
+    if compare_time and existing.reported_at != report.reported_at:
         differ.append("reported_at")
     stored = sorted(p.sha256 for p in read_photos(conn, existing.id))
     if stored != sorted(p.sha256 for p in photos):
@@ -197,7 +202,8 @@ def record_hazard(
     Returns
     -------
     HazardRecord
-        ``created`` False for an identical resubmission (nothing new written).
+        ``created`` False for an identical resubmission (nothing new written). A
+        resubmission without ``reported_at`` is compared on everything but the time.
 
     Raises
     ------
@@ -206,6 +212,7 @@ def record_hazard(
     Conflict
         ``client_uuid`` already used by a report with different content.
     """
+    time_given = report.reported_at is not None
     report, contents = validate_report(report, now=now)
     first = first_event(actor=actor, at=report.reported_at)
     item_id, item_due = _resolve_item(conn, report)
@@ -215,7 +222,7 @@ def record_hazard(
     photos = list({p.sha256: p for p in (write_photo(c, photo_dir) for c in contents)}.values())
     existing = _existing_by_uuid(conn, report.client_uuid)
     if existing is not None:
-        _check_same_report(conn, existing, report, photos)
+        _check_same_report(conn, existing, report, photos, compare_time=time_given)
         return existing
     lon, lat = (float(c) for c in shapely.set_precision(
         shapely.Point(report.lon, report.lat), GEOGRAPHIC_GRID_SIZE).coords[0])
@@ -247,7 +254,7 @@ def record_hazard(
     """), params).scalar_one_or_none()
     if hazard_id is None:  # a concurrent submission of the same uuid won the race
         existing = _existing_by_uuid(conn, report.client_uuid)
-        _check_same_report(conn, existing, report, photos)
+        _check_same_report(conn, existing, report, photos, compare_time=time_given)
         return existing
     _insert_event(conn, hazard_id, first)
     for photo in photos:

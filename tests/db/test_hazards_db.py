@@ -127,6 +127,20 @@ def test_resubmission_is_idempotent_and_changed_content_conflicts(conn, grids, t
                                  "photos: differs from the stored report"]
 
 
+def test_resubmission_without_a_time_is_idempotent(conn, grids, tmp_path):
+    """A client that lets the server stamp the time and then retries is not a conflict."""
+    uid = str(uuid.uuid4())
+    first = record_hazard(conn, report(client_uuid=uid, reported_at=None), actor="x",
+                          now=NOW)
+    again = record_hazard(conn, report(client_uuid=uid, reported_at=None), actor="x",
+                          now=NOW + timedelta(minutes=5))
+    assert again.id == first.id and again.created is False
+    assert again.reported_at == first.reported_at == NOW
+    with pytest.raises(Conflict, match="different content"):  # a time that is given counts
+        record_hazard(conn, report(client_uuid=uid, reported_at=NOW + timedelta(minutes=1)),
+                      actor="x", now=NOW + timedelta(minutes=5))
+
+
 def test_photos_are_files_with_checksums(conn, grids, tmp_path):
     hazard = record(conn, tmp_path, photos=(PNG, PNG))
     (photo,) = read_photos(conn, hazard.id)
