@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from gisgrid.checklists import read_builtin_checklists
 from gisgrid.db.engine import storage_srid
 from gisgrid.errors import Conflict, InputError, NotFound
+from gisgrid.hazards.calendar import CHINA_TZ
 from gisgrid.hazards.calendar import due_at as compute_due_at
 from gisgrid.hazards.calendar import due_workdays_for, extend_due_at
 from gisgrid.hazards.categories import get_category
@@ -63,6 +64,11 @@ _COLUMNS = """
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _local_text(moment: datetime) -> str:
+    """``moment`` in China time to the second, for messages."""
+    return moment.astimezone(CHINA_TZ).isoformat(timespec="seconds")
 
 
 def _point_sql(lon_param: str = "lon", lat_param: str = "lat") -> str:
@@ -303,15 +309,21 @@ def advance_hazard(
     IllegalTransition
         ``action`` not allowed from the current state (the allowed ones are listed).
     InputError
-        No actor, a naive time, or ``at`` before the hazard was reported.
+        No actor, a naive time, or ``at`` before the hazard was reported or before its last
+        logged step.
     """
     at = at or _now()
     action = Action.parse(action)
     hazard = read_hazard(conn, hazard_id, lock=True)
     event = apply_transition(hazard.state, action, actor=actor, at=at, note=note, role=role)
+    last = conn.execute(sa.text("SELECT max(at) FROM hazard_event WHERE hazard_id = :id"),
+                        {"id": hazard_id}).scalar_one()
     if at < hazard.reported_at:
-        raise InputError(f"at: {at.isoformat()} is before the hazard was reported "
-                         f"({hazard.reported_at.isoformat()})")
+        raise InputError(f"at: {_local_text(at)} is before the hazard was reported "
+                         f"({_local_text(hazard.reported_at)})")
+    if last is not None and at < last:
+        raise InputError(f"at: {_local_text(at)} is before the hazard's last logged step "
+                         f"({_local_text(last)}); steps are logged in time order")
     due = hazard.due_at
     if Action(event.action) in EXTENDS_DUE_DATE:
         days = extend_workdays if extend_workdays is not None else due_workdays_for(

@@ -187,6 +187,15 @@ def test_illegal_transition_changes_nothing(conn, grids, tmp_path):
         advance_hazard(conn, hazard.id, "accept", actor="x", at=REPORTED - timedelta(days=1))
 
 
+def test_a_step_before_the_last_logged_step_is_refused(conn, grids, tmp_path):
+    hazard = record(conn, tmp_path)
+    advance_hazard(conn, hazard.id, "accept", actor="x", at=NOW)
+    with pytest.raises(InputError, match="before the hazard's last logged step"):
+        advance_hazard(conn, hazard.id, "dispatch", actor="x", at=NOW - timedelta(minutes=30))
+    assert read_hazard(conn, hazard.id).state == "accepted"
+    assert advance_hazard(conn, hazard.id, "dispatch", actor="x", at=NOW).state == "dispatched"
+
+
 def test_postpone_extends_due_date(conn, grids, tmp_path):
     hazard = record(conn, tmp_path)
     for step in ("accept", "dispatch", "start"):
