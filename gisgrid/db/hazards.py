@@ -48,6 +48,8 @@ from gisgrid.precision import GEOGRAPHIC_GRID_SIZE
 LONLAT_SRID = 4490
 """Reports arrive as CGCS2000 longitude/latitude (WGS 84 differs by centimetres)."""
 
+_LINK_LOCK = 0x6769_7367_6C6B  # advisory lock key of duplicate linking ("gisglk")
+
 # Fields compared when a client_uuid is submitted again: same values → the same report.
 _IDENTITY_FIELDS = ("category", "description", "major", "reporter_id", "unit_id",
                     "category_item_id")
@@ -437,10 +439,13 @@ def link_duplicate(
 
     The link always points at the original: linking to a hazard that is itself a duplicate
     follows its link. Refused (:class:`Conflict`) for a link to itself or one making a cycle.
+    Links are made one transaction at a time (a transaction-level advisory lock), so two
+    concurrent links cannot close a cycle that neither of them sees.
     """
     at = at or _now()
     if not isinstance(actor, str) or not actor.strip():
         raise InputError("actor: required (who links the hazards)")
+    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LINK_LOCK})
     hazard = read_hazard(conn, hazard_id, lock=True)
     target = read_hazard(conn, duplicate_of_id)
     seen = {hazard_id}
@@ -449,7 +454,10 @@ def link_duplicate(
         target = read_hazard(conn, target.duplicate_of_id)
     if target.id in seen:
         raise Conflict(f"hazard {hazard_id}: cannot be a duplicate of {duplicate_of_id}",
-                       ["the link would point the hazard at itself"])
+                       ["a hazard cannot be a duplicate of itself"
+                        if duplicate_of_id == hazard_id
+                        else f"hazard {duplicate_of_id} is already (through its links) a "
+                             f"duplicate of hazard {hazard_id}: the link would make a cycle"])
     conn.execute(sa.text("UPDATE hazard SET duplicate_of_id = :target WHERE id = :id"),
                  {"target": target.id, "id": hazard_id})
     state = State(hazard.state)

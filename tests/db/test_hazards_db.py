@@ -284,3 +284,27 @@ def test_concurrent_steps_serialise_on_the_row_lock(engine, tmp_path):
         second.rollback()
     with engine.connect() as check:
         assert [e.actor for e in read_events(check, hazard.id)] == ["x", "甲"]
+
+
+def test_concurrent_links_cannot_close_a_cycle(engine, tmp_path):
+    """A links to B while B links to A: the second waits for the first, then is refused."""
+    with engine.begin() as setup:   # committed, outside every grid
+        a = record_hazard(setup, report(lon=120.6, lat=35.6), actor="x", now=NOW)
+        b = record_hazard(setup, report(lon=120.6, lat=35.6), actor="x", now=NOW)
+    with engine.connect() as first, engine.connect() as second:
+        first.begin()
+        link_duplicate(first, a.id, b.id, actor="甲", at=NOW)
+        second.begin()
+        second.execute(sa.text("SET LOCAL lock_timeout = '300ms'"))
+        with pytest.raises(sa.exc.OperationalError, match="lock"):
+            link_duplicate(second, b.id, a.id, actor="乙", at=NOW)
+        second.rollback()
+        first.commit()
+        second.begin()
+        with pytest.raises(Conflict) as err:
+            link_duplicate(second, b.id, a.id, actor="乙", at=NOW)
+        assert "cycle" in err.value.details[0]
+        second.rollback()
+    with engine.connect() as check:
+        assert read_hazard(check, b.id).duplicate_of_id is None
+        assert read_hazard(check, a.id).duplicate_of_id == b.id
