@@ -245,11 +245,13 @@ def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
     """A city's edit of its ``code`` list: a new version owned by the city, from ``valid_from``.
 
     The edit starts from the list the city uses on ``valid_from``; the new version number is
-    one above every version of that code the city or the plan has.
+    one above every version of that code the city or the plan has. Edits of one city take
+    turns (its grid row is locked), so concurrent edits get consecutive versions.
     """
     city = read_grid(conn, city_code, field_name="--city")
     if city.level != Level.CITY:
         raise InputError(f"--city: grid {city_code} is at level {city.level}, not a city")
+    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": city.id})
     current, _ = read_checklist(conn, find_checklist(conn, code, city_id=city.id,
                                                      day=valid_from))
     top = conn.execute(sa.text(
@@ -315,6 +317,24 @@ def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
                                                      index=units.index))
     inserted = updated = 0
     ids = []
+    geom = f"ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), {LONLAT_SRID}), :srid)"
+    # one statement per unit: a ledger re-imported concurrently updates, never collides
+    # (xmax = 0 only on a row this statement inserted)
+    upsert = sa.text(f"""
+        INSERT INTO unit (external_id, name, address, unit_class, fire_key_unit,
+            high_risk, management, geom, base_grid_id, village_grid_id,
+            township_grid_id, city_grid_id, outside_grids)
+        VALUES (:external_id, :name, :address, :unit_class, :fire_key_unit, :high_risk,
+            :management, {geom}, :base_grid_id, :village_grid_id, :township_grid_id,
+            :city_grid_id, :outside)
+        ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name,
+            address = EXCLUDED.address, unit_class = EXCLUDED.unit_class,
+            fire_key_unit = EXCLUDED.fire_key_unit, high_risk = EXCLUDED.high_risk,
+            management = EXCLUDED.management, geom = EXCLUDED.geom,
+            base_grid_id = EXCLUDED.base_grid_id, village_grid_id = EXCLUDED.village_grid_id,
+            township_grid_id = EXCLUDED.township_grid_id,
+            city_grid_id = EXCLUDED.city_grid_id, outside_grids = EXCLUDED.outside_grids
+        RETURNING id, xmax = 0""")
     records = units.drop(columns=units.geometry.name).to_dict("records")
     wkbs = shapely.to_wkb(units.geometry.values)
     for unit, wkb, grids in zip(records, wkbs, chain.to_dict("records")):
@@ -327,30 +347,10 @@ def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
             **{c: (None if pd.isna(grids[c]) else int(grids[c])) for c in
                ("base_grid_id", "village_grid_id", "township_grid_id", "city_grid_id")},
         }
-        existing = None
-        if unit["external_id"] is not None:
-            existing = conn.execute(sa.text("SELECT id FROM unit WHERE external_id = :e"),
-                                    {"e": unit["external_id"]}).scalar_one_or_none()
-        geom = f"ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), {LONLAT_SRID}), :srid)"
-        if existing is None:
-            ids.append(conn.execute(sa.text(f"""
-                INSERT INTO unit (external_id, name, address, unit_class, fire_key_unit,
-                    high_risk, management, geom, base_grid_id, village_grid_id,
-                    township_grid_id, city_grid_id, outside_grids)
-                VALUES (:external_id, :name, :address, :unit_class, :fire_key_unit, :high_risk,
-                    :management, {geom}, :base_grid_id, :village_grid_id, :township_grid_id,
-                    :city_grid_id, :outside) RETURNING id"""), params).scalar_one())
-            inserted += 1
-        else:
-            conn.execute(sa.text(f"""
-                UPDATE unit SET name = :name, address = :address, unit_class = :unit_class,
-                    fire_key_unit = :fire_key_unit, high_risk = :high_risk,
-                    management = :management, geom = {geom}, base_grid_id = :base_grid_id,
-                    village_grid_id = :village_grid_id, township_grid_id = :township_grid_id,
-                    city_grid_id = :city_grid_id, outside_grids = :outside
-                WHERE id = :id"""), {**params, "id": existing})
-            ids.append(existing)
-            updated += 1
+        unit_id, was_inserted = conn.execute(upsert, params).one()
+        ids.append(unit_id)
+        inserted += bool(was_inserted)
+        updated += not was_inserted
     return UnitsWritten(inserted, updated, int(chain["outside_grids"].sum()), tuple(ids))
 
 
@@ -382,9 +382,12 @@ def write_person(conn: sa.Connection, person: PersonRecord) -> int:
     """Insert a checked person (:func:`gisgrid.people.validate_person`); returns the id.
 
     A phone already used by another active person is a :class:`Conflict` (phones identify
-    workers in patrol submissions).
+    workers in patrol submissions). Writers of the same phone take turns (a transaction-level
+    advisory lock on the phone), so two concurrent additions cannot both pass the check.
     """
     if person.phone is not None:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+                     {"key": f"gisgrid person phone {person.phone}"})
         other = conn.execute(sa.text(
             "SELECT id FROM person WHERE phone = :phone AND active"),
             {"phone": person.phone}).scalar_one_or_none()
