@@ -12,8 +12,6 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from gisgrid.cli import main
-
 pytestmark = pytest.mark.db
 
 
@@ -31,16 +29,9 @@ def field_url(make_database, field_tree_writer):
 
 
 @pytest.fixture
-def gisgrid(field_url, tmp_path, monkeypatch, capsys):
+def gisgrid(field_url, gisgrid_on):
     """Run ``gisgrid ARGS...`` on the module's database; return (exit code, stdout, stderr)."""
-    monkeypatch.setenv("GISGRID_DATABASE_URL", field_url)
-    monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    return gisgrid_on(field_url)
 
 
 @pytest.fixture
