@@ -12,7 +12,6 @@ from datetime import datetime
 
 import pytest
 
-from gisgrid.cli import main
 from gisgrid.hazards.calendar import CHINA_TZ
 
 pytestmark = pytest.mark.db
@@ -21,17 +20,10 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\x02" * 24
 
 
 @pytest.fixture
-def gisgrid(settings, monkeypatch, capsys):
-    """Run ``gisgrid ARGS...``; return (exit code, stdout, stderr)."""
-    monkeypatch.setenv("GISGRID_DATABASE_URL", settings.database_url)
-    monkeypatch.setenv("GISGRID_HOME", str(settings.home))
+def gisgrid(postgis_url, gisgrid_on, monkeypatch):
+    """Run ``gisgrid ARGS...`` as 测试员; return (exit code, stdout, stderr)."""
     monkeypatch.setenv("GISGRID_ACTOR", "测试员")
-
-    def run(*args):
-        code = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return code, out, err
-    return run
+    return gisgrid_on(postgis_url)
 
 
 def report_args(uid, *extra):
@@ -39,7 +31,7 @@ def report_args(uid, *extra):
             "--description", "消防通道堵塞", "--uuid", uid, "--format", "json", *extra]
 
 
-def test_report_resubmit_advance_show_list(gisgrid, tmp_path, settings):
+def test_report_resubmit_advance_show_list(gisgrid, tmp_path):
     photo = tmp_path / "p.png"
     photo.write_bytes(PNG)
     uid = str(uuid.uuid4())

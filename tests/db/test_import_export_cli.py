@@ -21,7 +21,6 @@ import shapely
 import sqlalchemy as sa
 from shapely import box
 
-from gisgrid.cli import main
 from gisgrid.db.engine import dispose_engines
 from gisgrid.db.grids import read_grids
 from gisgrid.grids import snap_grid_geometries
@@ -55,21 +54,13 @@ def cli_engine(cli_url):
 
 
 @pytest.fixture
-def gisgrid(cli_url, cli_engine, monkeypatch, capsys, tmp_path):
+def gisgrid(cli_url, cli_engine, gisgrid_on, capsys):
     """Run ``gisgrid ARGS...`` in-process against the test database; returns (status, out, err).
 
     The database is emptied after the test.
     """
-    monkeypatch.setenv("GISGRID_DATABASE_URL", cli_url)
-    monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
-
-    def run(*args):
-        capsys.readouterr()
-        status = main([str(a) for a in args])
-        out, err = capsys.readouterr()
-        return status, out, err
-
-    yield run
+    capsys.readouterr()
+    yield gisgrid_on(cli_url)
     with cli_engine.begin() as conn:
         conn.execute(sa.text("TRUNCATE grid, grid_history RESTART IDENTITY CASCADE"))
 
