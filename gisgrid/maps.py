@@ -373,7 +373,7 @@ _LEGEND_CSS = """<style>
 .gisgrid-legend-row {display: flex; align-items: center; gap: 6px;}
 .gisgrid-legend-swatch {display: inline-block; width: 18px; height: 12px; flex: none;}
 .gisgrid-popup th {text-align: left; padding-right: 8px; white-space: nowrap; color: #555;}
-.gisgrid-popup td {word-break: break-all;}
+.gisgrid-popup td {white-space: pre-line; overflow-wrap: break-word;}
 </style>"""
 
 

@@ -6,7 +6,9 @@ Input is a frame of findings, one row per finding, in any CRS: ``kind`` (``gap``
 ``id``, ``level``, ``codes`` (a list of grid codes, or one string), ``parent_code``,
 ``area_m2`` and ``width_m``; the geometry may be polygons (gaps, overlaps), lines (mismatched
 edges) or points (where a geometry is invalid). A kind not listed here is drawn in grey under
-its own name. The legend lists the kinds present with their counts.
+its own name. The legend lists the kinds present with their counts. Every polygon or line
+finding also gets a dot at a point inside it (same colour, same popup), so a gap of a few
+thousand square metres is still seen on a map of a whole city.
 
 >>> from shapely.geometry import box
 >>> import geopandas as gpd
@@ -21,6 +23,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 import folium
@@ -44,8 +47,9 @@ def _format_kind(value, lang: str) -> str:
 
 
 def _format_codes(value, lang: str) -> str:
+    """One code a line (the popup keeps line breaks), so long codes are never cut."""
     codes = [value] if isinstance(value, str) else [str(c) for c in value]
-    return ("、" if lang == "zh" else ", ").join(codes)
+    return "\n".join(codes)
 
 
 def _format_area(value, lang: str) -> str:
@@ -95,6 +99,19 @@ SPEC = LayerSpec(
     required_columns=("kind",),
 )
 
+# Dots, bottom to top: the coverage defects themselves (gaps, overlaps, outside parts) are
+# drawn last and bigger, so the edge mismatches around them never hide them.
+DOT_KINDS = ("edge_mismatch", "sliver", "invalid_geometry", "straddles_parents",
+             "childless_parent", "orphan", "duplicate_code", "outside_parent", "overlap", "gap")
+_BIG_DOTS = ("gap", "overlap", "outside_parent")
+
+MARKER_SPEC = dataclasses.replace(SPEC, styles={
+    kind: {"color": "#ffffff", "weight": 2, "fill": True, "fillOpacity": 0.95,
+           "fillColor": style.get("fillColor", style.get("color")), "opacity": 1.0,
+           "radius": 9 if kind in _BIG_DOTS else 6}
+    for kind, style in SPEC.styles.items()})
+"""The dots marking where each polygon or line finding is (a white ring, the kind's colour)."""
+
 
 def render(frame: gpd.GeoDataFrame, fmap: folium.Map, *, lang: str | None = None,
            show: bool = True) -> folium.FeatureGroup:
@@ -114,9 +131,24 @@ def render(frame: gpd.GeoDataFrame, fmap: folium.Map, *, lang: str | None = None
     keys = [k if k in SPEC.styles else OTHER for k in kinds.iloc[ranked]]
     group = folium.FeatureGroup(name=SPEC.title(lang), show=show)
     add_features(SPEC, ordered, keys, group, lang=lang)
+    _add_dots(ordered, keys, group, lang)
     group.add_to(fmap)
     Legend(SPEC.title(lang), legend_entries(kinds, lang)).add_to(fmap)
     return group
+
+
+def _add_dots(frame: gpd.GeoDataFrame, keys: list[str], group: folium.FeatureGroup,
+              lang: str) -> None:
+    """A dot inside each polygon or line finding, in :data:`DOT_KINDS` order."""
+    shapes = ~frame.geometry.geom_type.isin(["Point", "MultiPoint"]).to_numpy()
+    if not shapes.any():
+        return
+    dots = frame[shapes].copy()
+    dots[dots.geometry.name] = dots.geometry.representative_point()
+    dot_keys = [k for k, shape in zip(keys, shapes) if shape]
+    rank = {kind: i for i, kind in enumerate(DOT_KINDS)}
+    order = sorted(range(len(dots)), key=lambda i: rank.get(dot_keys[i], -1))
+    add_features(MARKER_SPEC, dots.iloc[order], [dot_keys[i] for i in order], group, lang=lang)
 
 
 def legend_entries(kinds: Iterable[str], lang: str) -> list[tuple[str, dict]]:

@@ -257,3 +257,23 @@ def test_registry_lists_importable_layers():
 def test_unknown_language_is_refused():
     with pytest.raises(InputError, match="zh, en"):
         maps.build_map(lang="fr")
+
+
+def test_every_shape_finding_gets_a_dot_and_gaps_are_drawn_on_top():
+    frame = make_findings(("gap", "edge_mismatch", "edge_mismatch", "overlap",
+                           "invalid_geometry"))
+    fmap = maps.build_map(lang="en")
+    group = findings.render(frame, fmap)
+
+    layers = [child for child in group._children.values() if isinstance(child, folium.GeoJson)]
+    shapes, dots = layers[0].data["features"], layers[1].data["features"]
+    assert len(shapes) == 5
+    assert all(d["geometry"]["type"] == "Point" for d in dots)
+    # one dot per polygon or line finding; the invalid-geometry point is its own marker
+    assert sorted(d["properties"]["_key"] for d in dots) == [
+        "edge_mismatch", "edge_mismatch", "gap", "overlap"]
+    assert [d["properties"]["_key"] for d in dots][-2:] == ["overlap", "gap"]
+    assert "Gap" in dots[-1]["properties"]["_popup"]      # a dot opens the finding's popup
+    dot_styles = findings.MARKER_SPEC.styles
+    assert dot_styles["gap"]["radius"] > dot_styles["edge_mismatch"]["radius"]
+    assert HOSTILE not in maps.render_html(fmap)
