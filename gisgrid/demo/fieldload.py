@@ -52,7 +52,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
     people = build_demo_people(city, seed=city.seed)
     person_ids = load_people(conn, people)
     conn.commit()
-    step(f"a month of daily plans, patrols and patrol coverage from {start}")
+    step(f"{days} day(s) of daily plans, patrols and patrol coverage from {start}")
     patrols = build_demo_patrols(city, people, start=start, days=days, seed=city.seed)
     patrol_count = load_patrols(conn, patrols, start=start, days=days)
     step("reporting hazards and taking them through the workflow")

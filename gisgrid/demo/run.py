@@ -17,6 +17,7 @@ import sqlalchemy as sa
 
 from gisgrid import maps
 from gisgrid.config import Settings
+from gisgrid.coverage.render import context_grids, findings_frame
 from gisgrid.coverage.render import render_html as render_coverage_html
 from gisgrid.db import admin
 from gisgrid.db.engine import get_engine
@@ -25,6 +26,7 @@ from gisgrid.db.grids import read_grids, write_grids
 from gisgrid.demo.city import DemoCity, build_demo_city
 from gisgrid.errors import Conflict
 from gisgrid.grids import prepare_grids
+from gisgrid.layers import findings as findings_layer
 from gisgrid.layers import grids as grids_layer
 from gisgrid.levels import Level
 
@@ -44,8 +46,8 @@ class DemoOutcome:
     files: list[Path] = field(default_factory=list)
 
 
-def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None, start: date | None = None,
-             days: int = 30, replace: bool = False, step: Step = lambda _: None) -> DemoOutcome:
+def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None,
+             start: date | None = None, days: int = 30, replace: bool = False, step: Step = lambda _: None) -> DemoOutcome:
     """Load the demo city into the database of ``settings`` and write its maps and reports.
 
     The database may hold an earlier demo (it is replaced) but nothing else, unless
@@ -64,8 +66,9 @@ def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None, star
     with engine.begin() as conn:
         step("validating coverage of the stored hierarchy")
         _, report = validate_stored(conn, actor=DEMO_ACTOR)
+        grids = read_grids(conn)
     outcome.findings = _count_by_kind(report.findings)
-    outcome.files += _write_coverage(report, out_dir)
+    outcome.files += _write_coverage(report, out_dir, context=context_grids(grids, report))
     if days > 0:
         from gisgrid.demo.fieldload import load_field_data  # the field stage, after the grids
         with engine.connect() as conn:   # the field stage commits day by day
@@ -73,7 +76,7 @@ def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None, star
                                                    photo_dir=settings.home / "photos")
     with engine.connect() as conn:
         step("drawing the maps")
-        outcome.files += _write_maps(conn, out_dir)
+        outcome.files += _write_maps(conn, out_dir, report)
     return outcome
 
 
@@ -111,25 +114,28 @@ def _count_by_kind(findings) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def _write_coverage(report, out_dir: Path) -> list[Path]:
+def _write_coverage(report, out_dir: Path, *, context) -> list[Path]:
     files = {
         out_dir / "coverage.json": report.to_json(indent=2),
         out_dir / "coverage-gaps.geojson": json.dumps(report.to_geojson(), ensure_ascii=False),
-        out_dir / "coverage.html": render_coverage_html(report, "zh"),
-        out_dir / "coverage.en.html": render_coverage_html(report, "en"),
+        out_dir / "coverage.html": render_coverage_html(report, "zh", context=context),
+        out_dir / "coverage.en.html": render_coverage_html(report, "en", context=context),
     }
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")
     return list(files)
 
 
-def _write_maps(conn: sa.Connection, out_dir: Path) -> list[Path]:
+def _write_maps(conn: sa.Connection, out_dir: Path, report) -> list[Path]:
+    """The grid map in both languages, with the coverage findings drawn over the grids."""
     grids = read_grids(conn)
+    findings = findings_frame(report)
     written = []
     for lang, name in (("zh", "grids.html"), ("en", "grids.en.html")):
         fmap = maps.build_map(maps.bounds_of(grids), lang=lang, inline=True,
                               title="赤壁市安全生产网格" if lang == "zh" else "Chibi safety grids")
         grids_layer.render(grids, fmap, lang=lang)
+        findings_layer.render(findings, fmap, lang=lang)
         path = out_dir / name
         path.write_text(maps.render_html(fmap), encoding="utf-8")
         written.append(path)
