@@ -191,6 +191,16 @@ def to_local(moment: datetime) -> datetime:
     return moment.astimezone(LOCAL_TZ)
 
 
+def local_today(now: datetime | None = None) -> date:
+    """Today's date in China (the plan's working day), not the server's own zone.
+
+    >>> from datetime import timezone
+    >>> local_today(datetime(2024, 5, 1, 17, 0, tzinfo=timezone.utc))
+    datetime.date(2024, 5, 2)
+    """
+    return to_local(now or datetime.now(LOCAL_TZ)).date()
+
+
 def parse_submission(data: Mapping, *, received_at: datetime) -> PatrolSubmission:
     """Check one submission mapping and return a :class:`PatrolSubmission`.
 

@@ -43,6 +43,13 @@ def parse_day(value: str | None, option: str) -> date | None:
         raise InputError(f"{option}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
+def day_or_today(value: str | None, option: str) -> date:
+    """:func:`parse_day` of ``value``, or today's date in China when it is None."""
+    from gisgrid.patrols import local_today
+
+    return parse_day(value, option) or local_today()
+
+
 @click.group("checklists")
 def checklists() -> None:
     """Patrol checklists (网格员日常巡查清单): community 十一查二到位, village 九查一报告."""
@@ -97,7 +104,8 @@ def show(code: str, city: str | None, day: str | None, versions: bool, fmt: str)
 @click.option("--remove", multiple=True, metavar="ITEM", help="Drop an item (repeatable).")
 @click.option("--add", "add_file", type=click.File("r", encoding="utf-8"),
               help="A JSON file with a list of new items.")
-@click.option("--from-day", help="First day the new version is in force (default today).")
+@click.option("--from-day",
+              help="First day the new version is in force (default: today, China time).")
 def edit(code: str, city: str, sets: tuple[str, ...], remove: tuple[str, ...], add_file,
          from_day: str | None) -> None:
     """Edit the city's CODE list: the result is a new version, the old one is kept."""
@@ -114,8 +122,8 @@ def edit(code: str, city: str, sets: tuple[str, ...], remove: tuple[str, ...], a
             raise InputError("--add: the file must hold a JSON list of items")
     with field.begin() as conn:
         checklist_id, checklist = field.record_checklist_edit(
-            conn, code, city_code=city, valid_from=parse_day(from_day, "--from-day")
-            or date.today(), changes=changes, remove=remove, add=add)
+            conn, code, city_code=city, valid_from=day_or_today(from_day, "--from-day"),
+            changes=changes, remove=remove, add=add)
     click.echo(f"{code} v{checklist.version} for {city}: checklist {checklist_id}, "
                f"{len(checklist.items)} items")
 

@@ -6,11 +6,9 @@ Only parsing and presenting: the rules live in :mod:`gisgrid.people`, the storag
 
 from __future__ import annotations
 
-from datetime import date
-
 import click
 
-from gisgrid.cli.checklists import FORMATS, echo_rows, parse_day
+from gisgrid.cli.checklists import FORMATS, day_or_today, echo_rows, parse_day
 from gisgrid.people import ASSIGNMENT_ROLES, EMPLOYMENTS, PERSON_KINDS
 
 
@@ -45,14 +43,14 @@ def add(name: str, kind: str, employment: str | None, phone: str | None,
 @click.argument("grid_code")
 @click.option("--role", type=click.Choice(ASSIGNMENT_ROLES), default="grid_worker",
               show_default=True)
-@click.option("--from", "valid_from", help="First day (YYYY-MM-DD; default today).")
+@click.option("--from", "valid_from", help="First day (YYYY-MM-DD; default: today, China time).")
 @click.option("--to", "valid_to", help="Last day, inclusive (default: open-ended).")
 def assign(person_id: int, grid_code: str, role: str, valid_from: str | None,
            valid_to: str | None) -> None:
     """Assign PERSON_ID to GRID_CODE in a role over a period of days."""
     from gisgrid.db import field
 
-    start = parse_day(valid_from, "--from") or date.today()
+    start = day_or_today(valid_from, "--from")
     with field.begin() as conn:
         assignment_id, warnings = field.record_assignment(
             conn, person_id, grid_code, role, start, parse_day(valid_to, "--to"))
@@ -91,7 +89,7 @@ def list_people(under: str | None, day: str | None, fmt: str) -> None:
 
 
 @people.command("check")
-@click.option("--day", help="Day to check (YYYY-MM-DD; default today).")
+@click.option("--day", help="Day to check (YYYY-MM-DD; default: today, China time).")
 @click.option("--under", help="Only base grids under this grid code.")
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 @click.pass_context
@@ -99,7 +97,7 @@ def check(ctx: click.Context, day: str | None, under: str | None, fmt: str) -> N
     """Base grids without exactly one grid worker; exits 1 when there are any."""
     from gisgrid.db import field
 
-    the_day = parse_day(day, "--day") or date.today()
+    the_day = day_or_today(day, "--day")
     with field.begin() as conn:
         findings = field.check_staffing(conn, the_day, under=under)
         codes = {g["id"]: g["code"] for g in field.read_base_grids(conn, under=under)}

@@ -226,3 +226,11 @@ def test_parse_submissions_numbers_every_refused_item():
     with pytest.raises(InputError, match="patrol submission refused") as single:
         parse_submissions([{**good, "day": "May"}], received_at=RECEIVED, numbered=False)
     assert single.value.details[0].startswith("day")
+
+
+def test_local_today_is_the_china_date_not_the_servers():
+    from gisgrid.patrols import local_today
+
+    evening_utc = datetime(2024, 5, 1, 16, 30, tzinfo=timezone.utc)  # 00:30 on 2 May in China
+    assert local_today(evening_utc) == date(2024, 5, 2)
+    assert local_today(datetime(2024, 5, 1, 15, 59, tzinfo=timezone.utc)) == date(2024, 5, 1)
