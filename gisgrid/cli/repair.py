@@ -47,8 +47,15 @@ def repair(file, parents_file, code_field, parent_field, max_gap_width, priority
     """Propose a repair of FILE (or of the stored hierarchy with --db) and write its diff."""
     if use_db == bool(file):
         raise InputError("give either a grid FILE or --db (not both, not neither)")
+    problems = []
     if apply_ and not use_db:
-        raise InputError("--apply works only with --db; on files use --write-fixed")
+        problems.append("--apply works only with --db; on files use --write-fixed")
+    if write_fixed and use_db:
+        problems.append("--write-fixed works only on files; with --db use --apply")
+    if level is not None and not use_db:
+        problems.append("--level works only with --db")
+    if problems:
+        raise InputError("these options do not go together", problems)
     options = dict(max_gap_width=max_gap_width, priority=priority_field, split_gaps=split_gaps)
     if use_db:
         proposals = _repair_db(level=level, apply=apply_, **options)
@@ -59,10 +66,10 @@ def repair(file, parents_file, code_field, parent_field, max_gap_width, priority
             diff["levels"][str(lvl)] = part["summary"]
             click.echo(f"level {lvl}: {_summary_text(part['summary'])}", err=True)
     else:
-        from gisgrid.cli.validate import _same_crs, read_grid_file
+        from gisgrid.cli.validate import align_parents_crs, read_grid_file
 
         children = read_grid_file(file)
-        parents = _same_crs(children, read_grid_file(parents_file)) if parents_file else None
+        parents = align_parents_crs(children, read_grid_file(parents_file)) if parents_file else None
         proposal: RepairProposal = propose_repair(
             children, parents, code_field=code_field, parent_field=parent_field, **options)
         diff = proposal.to_geojson()

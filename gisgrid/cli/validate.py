@@ -57,8 +57,8 @@ def read_grid_file(path: str):
     return read_layer(path)
 
 
-def render_report(report: CoverageReport, fmt: str, lang: str) -> str:
-    """The report as text in ``fmt``."""
+def render_report(report: CoverageReport, fmt: str, lang: str, *, context=None) -> str:
+    """The report as text in ``fmt``; ``context`` (a grid frame) is drawn under an HTML map."""
     if fmt == "json":
         return report.to_json(indent=1) + "\n"
     if fmt == "geojson":
@@ -66,8 +66,34 @@ def render_report(report: CoverageReport, fmt: str, lang: str) -> str:
     if fmt == "html":
         from gisgrid.coverage.render import render_html
 
-        return render_html(report, lang)
+        return render_html(report, lang, context=context)
     return report.to_text(lang)
+
+
+def context_frame(children, parents, report: CoverageReport, *, code_field: str,
+                  parent_field: str):
+    """The checked files as one grid frame to draw under the findings of an HTML report.
+
+    Codes and parent codes come from the fields the check used, names from a ``name`` field
+    (else the code), levels from the report; None when the report knows no level.
+    """
+    import pandas as pd
+
+    levels = [lvl for lvl in report.features_by_level if lvl is not None]
+    if not levels:
+        return None
+    child_level = max(levels)
+    frames = []
+    for frame, level in ((parents, child_level - 1), (children, child_level)):
+        if frame is None or level < 1:
+            continue
+        codes = frame[code_field].astype(str)
+        names = frame["name"].astype(str) if "name" in frame.columns else codes
+        parent_codes = (frame[parent_field] if parent_field in frame.columns
+                        else pd.Series(None, index=frame.index, dtype=object))
+        frames.append(frame[[frame.geometry.name]].assign(
+            code=codes, name=names, level=level, parent_code=parent_codes))
+    return pd.concat(frames) if frames else None
 
 
 def emit(text: str, output: str | None) -> None:
@@ -78,7 +104,7 @@ def emit(text: str, output: str | None) -> None:
         click.echo(text, nl=False)
 
 
-def _same_crs(children, parents):
+def align_parents_crs(children, parents):
     """Parents reprojected to the children's CRS when the two files differ (explicit, logged)."""
     from gisgrid.crs import require_crs
 
@@ -122,6 +148,7 @@ def run(file, parents_file, code_field, parent_field, level, code, min_area,
     """
     if use_db == bool(file):
         raise InputError("give either a grid FILE or --db (not both, not neither)")
+    context = None
     if use_db:
         report = _validate_db(level=level, code=code, min_area=min_area,
                               sliver_width=sliver_width)
@@ -131,11 +158,14 @@ def run(file, parents_file, code_field, parent_field, level, code, min_area,
         children = read_grid_file(file)
         parents = None
         if parents_file:
-            parents = _same_crs(children, read_grid_file(parents_file))
+            parents = align_parents_crs(children, read_grid_file(parents_file))
         report = validate_level(children, parents, code_field=code_field,
                                 parent_field=parent_field, level=level, min_area=min_area,
                                 sliver_width=sliver_width)
-    emit(render_report(report, fmt, lang), output)
+        if fmt == "html":
+            context = context_frame(children, parents, report, code_field=code_field,
+                                    parent_field=parent_field)
+    emit(render_report(report, fmt, lang, context=context), output)
     if not report.valid:
         click.get_current_context().exit(1)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -119,3 +120,24 @@ def test_help_reads_as_the_validate_command(capsys):
     assert "validate run" not in out and "gisgrid validate accept FINDING_ID" in out
     assert main(["validate", "--no-such-option"]) == 2
     assert "Try 'gisgrid validate --help'" in capsys.readouterr().err
+
+
+def test_html_of_files_draws_the_checked_grids_under_the_findings(files, tmp_path):
+    children, parents = two_squares(left_x1=90)
+    grid_file, parent_file = files(children, parents)
+    out = tmp_path / "report.html"
+
+    assert invoke([grid_file, "--parents", parent_file, "--format", "html", "-o", str(out),
+                   "--lang", "en"]).exit_code == 1
+
+    page = out.read_text(encoding="utf-8")
+    legends = "".join(json.loads(m) for m in re.findall(r"div\.innerHTML = (\"[^\n]*\");", page))
+    assert "Grids" in legends and "Coverage findings" in legends
+
+
+def test_repair_names_every_misplaced_option(capsys):
+    assert main(["repair", "grids.gpkg", "--apply", "--level", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "--apply works only with --db" in err and "--level works only with --db" in err
+    assert main(["repair", "--db", "--write-fixed", "fixed.gpkg"]) == 2
+    assert "--write-fixed works only on files" in capsys.readouterr().err
