@@ -13,6 +13,7 @@ import click
 
 from gisgrid.cli.checklists import FORMATS, echo_rows, parse_day
 from gisgrid.errors import InputError
+from gisgrid.levels import Level
 from gisgrid.patrols import DEFAULT_BUFFER_M, days_between
 
 
@@ -35,6 +36,11 @@ def plan(day: str, until: str | None, under: str | None, show_grid: str | None,
     first = parse_day(day, "--day")
     days = days_between(first, parse_day(until, "--until") or first)
     with field.begin() as conn:
+        if show_grid is not None:  # refused before any plan is made
+            shown = field.read_grid(conn, show_grid, field_name="--show")
+            if shown.level != Level.BASE:
+                raise InputError(f"--show: {shown.code} is a level-{shown.level} grid; plans "
+                                 "are made per base grid (level 4)")
         outcomes = [field.build_plans(conn, d, under=under) for d in days]
         tasks = field.read_plan_tasks(conn, show_grid, days[-1]) if show_grid else None
     for outcome in outcomes:

@@ -184,6 +184,16 @@ def test_bad_submission_exits_2_naming_fields(gisgrid, tmp_path):
     assert gisgrid("patrols", "plan", "--day", "yesterday")[0] == 2
 
 
+def test_plan_show_of_an_unknown_or_upper_grid_is_refused_before_planning(gisgrid, count):
+    gisgrid("checklists", "load")
+    before = count("SELECT count(*) FROM patrol_plan")
+    code, _, err = gisgrid("patrols", "plan", "--day", "2024-07-01", "--show", "NOPE")
+    assert code == 2 and "--show: no current grid with code 'NOPE'" in err
+    code, _, err = gisgrid("patrols", "plan", "--day", "2024-07-01", "--show", "FV")
+    assert code == 2 and "--show: FV is a level-3 grid" in err
+    assert count("SELECT count(*) FROM patrol_plan") == before
+
+
 def test_submit_a_batch_is_all_or_nothing(gisgrid, tmp_path, count):
     gisgrid("checklists", "load")
     gisgrid("people", "add", "--name", "郑网格", "--employment", "part_time", "--phone",
