@@ -162,11 +162,13 @@ def advance(hazard_id, action, actor, role, note, at, extend_workdays, fmt) -> N
 @hazards.command("list")
 @click.option("--state", default=None, help="Only this state (key or Chinese name).")
 @click.option("--overdue", is_flag=True, help="Only hazards past their due date (逾期).")
-@click.option("--under", type=int, default=None, help="Only hazards in or routed to this grid id.")
+@click.option("--under", default=None,
+              help="Only hazards in or routed to the grid with this code (any level).")
 @click.option("--limit", type=click.IntRange(min=1), default=None)
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def list_(state, overdue, under, limit, fmt) -> None:
     """List hazards, newest first."""
+    from gisgrid.db.field import read_grid
     from gisgrid.db.hazards import list_hazards
 
     if state is not None:
@@ -174,8 +176,9 @@ def list_(state, overdue, under, limit, fmt) -> None:
     _, transaction = _connect()
     now = datetime.now(timezone.utc)
     with transaction as conn:
-        found = list_hazards(conn, state=state, under=under, overdue=True if overdue else None,
-                             now=now, limit=limit)
+        grid_id = read_grid(conn, under, field_name="--under").id if under else None
+        found = list_hazards(conn, state=state, under=grid_id,
+                             overdue=True if overdue else None, now=now, limit=limit)
     text = "\n".join(_summary(h, now) for h in found) or "no hazards"
     _emit([h.to_dict() for h in found], text, fmt)
 

@@ -218,3 +218,18 @@ def test_submit_a_batch_is_all_or_nothing(gisgrid, tmp_path, count):
     path.write_text(json.dumps([items[0], {**items[1], "day": "June"}]), encoding="utf-8")
     code, _, err = gisgrid("patrols", "submit", path)
     assert code == 2 and "submission 1: day" in err
+
+
+def test_hazards_list_under_takes_a_grid_code(gisgrid):
+    """Like every other ``--under``, the hazard list's takes a grid code, at any level."""
+    code, out, err = gisgrid("hazards", "report", "--lon", "114.505", "--lat", "30.51",
+                             "--category", "fireworks", "--description", "烟花", "--actor", "t",
+                             "--format", "json")
+    assert code == 0, err
+    hazard_id = json.loads(out)["id"]
+    for under, listed in (("FV", True), ("FV-1", True), ("FK", False)):
+        code, out, err = gisgrid("hazards", "list", "--under", under, "--format", "json")
+        assert code == 0, err
+        assert (hazard_id in [h["id"] for h in json.loads(out)]) is listed, under
+    code, _, err = gisgrid("hazards", "list", "--under", "NOPE")
+    assert code == 2 and "--under: no current grid with code 'NOPE'" in err
