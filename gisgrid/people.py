@@ -122,10 +122,12 @@ def periods_overlap(a_from: date, a_to: date | None, b_from: date, b_to: date | 
 
 
 def check_assignment(new: AssignmentRecord, *, grid_level: int, person: PersonRecord,
-                     existing: Iterable[AssignmentRecord]) -> list[str]:
+                     existing: Iterable[AssignmentRecord],
+                     grid_code: str | None = None) -> list[str]:
     """Check a new assignment against the grid, the person and the grid's other assignments.
 
-    Returns warnings (a second grid worker on the base grid over overlapping days).
+    Returns warnings (a second grid worker on the base grid over overlapping days). Messages
+    name the grid by ``grid_code`` when given, else by its id.
 
     Raises
     ------
@@ -151,6 +153,7 @@ def check_assignment(new: AssignmentRecord, *, grid_level: int, person: PersonRe
         problems.append(f"person {person.id} ({person.name}) is not active")
     if problems:
         raise InputError("assignment refused", problems)
+    grid = grid_code if grid_code is not None else new.grid_id
     warnings = []
     for other in existing:
         if other.grid_id != new.grid_id or other.role != new.role:
@@ -158,12 +161,12 @@ def check_assignment(new: AssignmentRecord, *, grid_level: int, person: PersonRe
         if not periods_overlap(new.valid_from, new.valid_to, other.valid_from, other.valid_to):
             continue
         if other.person_id == new.person_id:
-            raise Conflict(f"person {new.person_id} is already {new.role} of grid {new.grid_id} "
+            raise Conflict(f"person {new.person_id} is already {new.role} of grid {grid} "
                            f"from {other.valid_from} to {other.valid_to or 'open'}",
                            [f"assignment {other.id} overlaps {new.valid_from} to "
                             f"{new.valid_to or 'open'}"])
         if new.role == "grid_worker":
-            warnings.append(f"grid {new.grid_id} also has grid worker {other.person_id} from "
+            warnings.append(f"grid {grid} also has grid worker {other.person_id} from "
                             f"{other.valid_from} to {other.valid_to or 'open'}: a base grid "
                             "should have exactly one")
     return warnings

@@ -469,13 +469,14 @@ def record_assignment(conn: sa.Connection, person_id: int, grid_code: str, role:
     conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid.id})
     new = AssignmentRecord(person.id, grid.id, role, valid_from, valid_to)
     warnings = check_assignment(new, grid_level=grid.level, person=person,
-                                existing=read_assignments(conn, grid_id=grid.id))
+                                existing=read_assignments(conn, grid_id=grid.id),
+                                grid_code=grid.code)
     assignment_id = conn.execute(sa.text(
         "INSERT INTO assignment (person_id, grid_id, role, valid_from, valid_to) "
         "VALUES (:p, :g, :role, :f, :t) RETURNING id"),
         {"p": person.id, "g": grid.id, "role": role, "f": valid_from,
          "t": valid_to}).scalar_one()
-    return assignment_id, [w.replace(f"grid {grid.id}", f"grid {grid.code}") for w in warnings]
+    return assignment_id, warnings
 
 
 def record_training(conn: sa.Connection, person_id: int, course: str, held_on, hours=None

@@ -121,7 +121,7 @@ def test_assignments_overlap_rules_and_staffing_check(conn, field_grids):
     officer = add_worker(conn, "丙", kind="officer")
     _, warnings = field.record_assignment(conn, a, "FV-1", "grid_worker", D1)
     assert warnings == []
-    with pytest.raises(Conflict):
+    with pytest.raises(Conflict, match="already grid_worker of grid FV-1 "):
         field.record_assignment(conn, a, "FV-1", "grid_worker", D2, D3)
     _, warnings = field.record_assignment(conn, b, "FV-1", "grid_worker", D3)
     assert len(warnings) == 1 and "FV-1" in warnings[0]
