@@ -51,6 +51,8 @@ LABELS: dict[str, tuple[str, str]] = {
     # pages
     "app_title": ("安全生产网格化管理", "Safety-production grid management"),
     "grid_map": ("网格地图", "Grid map"),
+    "home": ("首页", "Home"),
+    "coverage_report": ("网格覆盖检查报告", "Grid coverage report"),
     "error": ("错误", "Error"),
 }
 

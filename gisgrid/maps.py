@@ -177,6 +177,9 @@ def build_map(bounds: Sequence[float] | None = None, *, lang: str = DEFAULT_LANG
                          name="basemap", overlay=False, control=False).add_to(fmap)
     if title:
         fmap.get_root().title = html.escape(title)
+    # no favicon request (a 404 in the browser's console on every page)
+    fmap.get_root().header.add_child(RawHTML('<link rel="icon" href="data:,">'),
+                                     name="gisgrid_favicon")
     if extent is not None:
         fmap.fit_bounds([[extent[1], extent[0]], [extent[3], extent[2]]])
     return fmap
@@ -320,7 +323,38 @@ class RawHTML(Element):
         return self.text
 
 
-class Legend(MacroElement):
+class CornerBox(MacroElement):
+    """A Leaflet control in a corner of the map showing trusted HTML (built and escaped by the
+    subclass: :class:`Legend`, :class:`TitleBox`)."""
+
+    css_class = "gisgrid-legend"
+
+    _template = Template("""
+        {% macro script(this, kwargs) %}
+        (function () {
+            var box = L.control({position: {{ this.position|tojson }}});
+            box.onAdd = function () {
+                var div = L.DomUtil.create("div", {{ this.css_class|tojson }});
+                div.innerHTML = {{ this.html|tojson }};
+                return div;
+            };
+            box.addTo({{ this._parent.get_name() }});
+        })();
+        {% endmacro %}
+    """)
+
+    def __init__(self, html_text: str, *, position: str):
+        super().__init__()
+        self._name = type(self).__name__
+        self.position = position
+        self.html = html_text
+
+    def render(self, **kwargs):
+        self.get_root().header.add_child(RawHTML(_LEGEND_CSS), name="gisgrid_legend_css")
+        super().render(**kwargs)
+
+
+class Legend(CornerBox):
     """A legend control in a corner of the map: a title and one swatch per entry.
 
     Parameters
@@ -334,35 +368,34 @@ class Legend(MacroElement):
         A Leaflet control position.
     """
 
-    _template = Template("""
-        {% macro script(this, kwargs) %}
-        (function () {
-            var legend = L.control({position: {{ this.position|tojson }}});
-            legend.onAdd = function () {
-                var div = L.DomUtil.create("div", "gisgrid-legend");
-                div.innerHTML = {{ this.html|tojson }};
-                return div;
-            };
-            legend.addTo({{ this._parent.get_name() }});
-        })();
-        {% endmacro %}
-    """)
-
     def __init__(self, title: str, entries: Iterable[tuple[str, dict]], *,
                  position: str = "bottomright"):
-        super().__init__()
-        self._name = "Legend"
-        self.position = position
         rows = "".join(
             f'<div class="gisgrid-legend-row">{_swatch(style)}'
             f"<span>{html.escape(str(text))}</span></div>"
             for text, style in entries
         )
-        self.html = f'<div class="gisgrid-legend-title">{html.escape(title)}</div>{rows}'
+        super().__init__(f'<div class="gisgrid-legend-title">{html.escape(title)}</div>{rows}',
+                         position=position)
 
-    def render(self, **kwargs):
-        self.get_root().header.add_child(RawHTML(_LEGEND_CSS), name="gisgrid_legend_css")
-        super().render(**kwargs)
+
+class TitleBox(CornerBox):
+    """A box in a corner of the map with the page's title and a few links (e.g. back to the
+    start page, the other language). Title, link texts and hrefs are escaped here.
+
+    >>> box = TitleBox("网格地图 <1>", [("/?lang=zh&x=1", "首页")])
+    >>> box.html
+    '<div class="gisgrid-title">网格地图 &lt;1&gt;</div><a href="/?lang=zh&amp;x=1">首页</a>'
+    """
+
+    css_class = "gisgrid-legend gisgrid-titlebox"
+
+    def __init__(self, title: str, links: Iterable[tuple[str, str]] = (), *,
+                 position: str = "topright"):
+        anchors = " · ".join(f'<a href="{html.escape(href, quote=True)}">{html.escape(text)}</a>'
+                             for href, text in links)
+        super().__init__(f'<div class="gisgrid-title">{html.escape(title)}</div>{anchors}',
+                         position=position)
 
 
 _LEGEND_CSS = """<style>
@@ -370,6 +403,7 @@ _LEGEND_CSS = """<style>
   box-shadow: 0 1px 4px rgba(0,0,0,0.3); font: 13px/1.5 "Microsoft YaHei", "PingFang SC",
   "Noto Sans CJK SC", sans-serif; max-width: 260px;}
 .gisgrid-legend-title {font-weight: bold; margin-bottom: 4px;}
+.gisgrid-title {font-weight: bold; font-size: 15px;}
 .gisgrid-legend-row {display: flex; align-items: center; gap: 6px;}
 .gisgrid-legend-swatch {display: inline-block; width: 18px; height: 12px; flex: none;}
 .gisgrid-popup th {text-align: left; padding-right: 8px; white-space: nowrap; color: #555;}

@@ -26,6 +26,7 @@ from gisgrid.db.grids import read_grids, write_grids
 from gisgrid.demo.city import DemoCity, build_demo_city
 from gisgrid.errors import Conflict
 from gisgrid.grids import prepare_grids
+from gisgrid.i18n import label
 from gisgrid.layers import findings as findings_layer
 from gisgrid.layers import grids as grids_layer
 from gisgrid.levels import Level
@@ -47,7 +48,8 @@ class DemoOutcome:
 
 
 def run_demo(settings: Settings, out_dir: Path, *, seed: int | None = None,
-             start: date | None = None, days: int = 30, replace: bool = False, step: Step = lambda _: None) -> DemoOutcome:
+             start: date | None = None, days: int = 30, replace: bool = False,
+             step: Step = lambda _: None) -> DemoOutcome:
     """Load the demo city into the database of ``settings`` and write its maps and reports.
 
     The database may hold an earlier demo (it is replaced) but nothing else, unless
@@ -132,10 +134,13 @@ def _write_maps(conn: sa.Connection, out_dir: Path, report) -> list[Path]:
     findings = findings_frame(report)
     written = []
     for lang, name in (("zh", "grids.html"), ("en", "grids.en.html")):
-        fmap = maps.build_map(maps.bounds_of(grids), lang=lang, inline=True,
-                              title="赤壁市安全生产网格" if lang == "zh" else "Chibi safety grids")
+        title = "赤壁市安全生产网格" if lang == "zh" else "Chibi safety grids"
+        fmap = maps.build_map(maps.bounds_of(grids), lang=lang, inline=True, title=title)
         grids_layer.render(grids, fmap, lang=lang)
         findings_layer.render(findings, fmap, lang=lang)
+        report_page = "coverage.html" if lang == "zh" else "coverage.en.html"
+        other = ("grids.en.html", "English") if lang == "zh" else ("grids.html", "中文")
+        maps.TitleBox(title, [(report_page, label("coverage_report", lang)), other]).add_to(fmap)
         path = out_dir / name
         path.write_text(maps.render_html(fmap), encoding="utf-8")
         written.append(path)

@@ -40,6 +40,12 @@ def grid_map():
                           asset_url=url_for("static", filename="vendor"),
                           title=f'{label("grid_map", lang)} · {label("app_title", lang)}')
     grids.render(frame, fmap)
+    other = "en" if lang == "zh" else "zh"
+    args = {**request.args.to_dict(), "lang": other}
+    maps.TitleBox(label("grid_map", lang), [
+        (url_for("pages.index", lang=lang), label("home", lang)),
+        (url_for("pages.grid_map", **args), "English" if other == "en" else "中文"),
+    ]).add_to(fmap)
     return maps.render_html(fmap)
 
 

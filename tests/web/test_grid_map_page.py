@@ -8,6 +8,9 @@ Layout (CGCS2000 degrees near Chibi, cells of 0.01 degree)::
 
 from __future__ import annotations
 
+import json
+import re
+
 import geopandas as gpd
 import pytest
 import sqlalchemy as sa
@@ -82,3 +85,14 @@ def test_grid_map_refuses_a_bad_level(client):
 
     assert response.status_code == 400
     assert "unknown grid level" in response.get_json()["error"]
+
+
+def test_grid_map_has_a_title_a_way_home_and_the_other_language(client):
+    page = client.get("/map/grids?level=3").get_data(as_text=True)
+
+    box = json.loads(re.search(r'"gisgrid-legend gisgrid-titlebox"\);\s*div\.innerHTML = '
+                               r'("[^\n]*");', page).group(1))
+    assert '<div class="gisgrid-title">网格地图</div>' in box
+    assert '<a href="/?lang=zh">首页</a>' in box
+    assert '<a href="/map/grids?level=3&amp;lang=en">English</a>' in box
+    assert '<link rel="icon" href="data:,">' in page     # no favicon request, no 404
