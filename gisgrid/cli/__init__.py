@@ -12,7 +12,7 @@ import sys
 import click
 
 from gisgrid import __version__
-from gisgrid.errors import GisgridError
+from gisgrid.errors import Conflict, DatabaseUnavailable, GisgridError
 
 # name of the module under gisgrid.cli -> attribute holding its click command or group
 COMMANDS: dict[str, str] = {
@@ -45,6 +45,30 @@ def _register() -> None:
         cli.add_command(getattr(module, attr))
 
 
+def database_error(exc: Exception) -> GisgridError | None:
+    """The :class:`GisgridError` a user should see for a database driver error, if any.
+
+    A lost or refused connection is :class:`DatabaseUnavailable` (exit 3); a constraint
+    violation or a lock/serialisation failure (a concurrent change won) is :class:`Conflict`
+    (exit 2). Anything else (a programming error) is None: it stays a traceback.
+    """
+    import sqlalchemy.exc
+
+    if not isinstance(exc, sqlalchemy.exc.DBAPIError):
+        return None
+    reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else str(exc)
+    sqlstate = getattr(exc.orig, "sqlstate", None) or ""
+    if exc.connection_invalidated or (
+            isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError))
+            and (not sqlstate or sqlstate.startswith(("08", "57P")))):
+        return DatabaseUnavailable(f"the database is unavailable: {reason}")
+    if isinstance(exc, sqlalchemy.exc.IntegrityError) or sqlstate.startswith("40") \
+            or sqlstate == "55P03":
+        return Conflict(f"the change collides with the stored data, nothing was written: "
+                        f"{reason}")
+    return None
+
+
 def main(argv=None) -> int:
     """Console-script entry point."""
     _register()
@@ -61,6 +85,12 @@ def main(argv=None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 1
+    except Exception as exc:  # a driver error reaching the user: no traceback
+        error = database_error(exc)
+        if error is None:
+            raise
+        click.echo(f"gisgrid: {error}", err=True)
+        return error.exit_code
     # ``ctx.exit(n)`` inside a command comes back as the return value (standalone_mode=False)
     return result if isinstance(result, int) else 0
 

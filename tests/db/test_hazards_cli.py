@@ -11,6 +11,7 @@ import uuid
 from datetime import datetime
 
 import pytest
+import sqlalchemy as sa
 
 from gisgrid.hazards.calendar import CHINA_TZ
 
@@ -91,3 +92,26 @@ def test_link_duplicate(gisgrid):
     code, out, _ = gisgrid("hazards", "link", ids[1], "--duplicate-of", ids[0])
     assert code == 0 and f"duplicate of #{ids[0]}" in out
     assert gisgrid("hazards", "link", ids[0], "--duplicate-of", ids[1])[0] == 2
+
+
+def test_a_hazard_locked_by_another_officer_exits_2_without_a_traceback(
+        gisgrid, engine, monkeypatch):
+    from gisgrid.db.engine import dispose_engines
+
+    code, out, err = gisgrid(*report_args(str(uuid.uuid4())))
+    assert code == 0, err
+    hazard_id = json.loads(out)["id"]
+    dispose_engines()  # the command's connections must start with the lock timeout below
+    monkeypatch.setenv("PGOPTIONS", "-c lock_timeout=200")
+    try:
+        with engine.connect() as other:
+            other.begin()
+            other.execute(sa.text("SELECT 1 FROM hazard WHERE id = :id FOR UPDATE"),
+                          {"id": hazard_id})
+            code, _, err = gisgrid("hazards", "advance", hazard_id, "accept", "--actor", "乙")
+            other.rollback()
+    finally:
+        dispose_engines()
+    assert code == 2
+    assert err.startswith("gisgrid: the change collides with the stored data") and "lock" in err
+    assert "Traceback" not in err
