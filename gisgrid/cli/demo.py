@@ -17,7 +17,7 @@ from gisgrid.config import Settings
 @click.option("--days", default=30, show_default=True, type=click.IntRange(0, 366),
               help="Days of patrols and hazards to generate (0: grids only).")
 @click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None,
-              help="First day of the generated month (default: 30 days before today).")
+              help="First day of the generated days (default: DAYS days before today).")
 @click.option("--seed", type=int, default=None, help="Generator seed (default: the fixed demo seed).")
 @click.option("--replace", is_flag=True,
               help="Empty a database that holds other data than an earlier demo.")
