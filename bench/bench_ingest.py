@@ -9,7 +9,9 @@ Chibi (113.6-114.2E, 29.5-29.9N), EPSG:4490:
 3. end to end: ``gisgrid ingest points FILE`` (a subprocess) from CSV and Parquet into
    ``gps_point`` of an embedded PostgreSQL (default configuration), points/s and peak RSS for
    two file sizes (memory must not grow with the file);
-4. the server's ceiling: binary COPY of ready rows from memory, no secondary indexes.
+4. the server's own rate: binary COPY of ready rows from memory into a new month's
+   partition, then its primary key and indexes built and the partition attached (what a
+   load of a new month costs the server, client work excluded).
 
 Usage::
 
@@ -45,7 +47,7 @@ import sqlalchemy as sa
 
 from gisgrid.assign import AssignedChain, GridIndex, assign_points
 from gisgrid.db import migrate
-from gisgrid.db.points import PointRows, copy_points, count_points, encode_rows
+from gisgrid.db.points import PointRows, count_points, encode_rows, load_points, read_partitions
 from gisgrid.db.server import EmbeddedServer
 from gisgrid.ingest import WorkerDirectory, read_gps_chunks
 
@@ -207,23 +209,24 @@ def bench_copy_ceiling(engine, index, x, y, people) -> dict:
                            chain.city_grid_id, chain.outside))))
              for i in range(0, n, step)]
     results = {}
-    for label, drop in (("copy_no_secondary_indexes", True),):
-        with engine.begin() as conn:
-            conn.execute(sa.text("TRUNCATE gps_point"))
+    for label, rebuild in (("copy_into_new_partition_with_index_builds", True),):
+        drop_partitions(engine)
         with engine.connect() as conn:
             tx = conn.begin()
-            names = conn.execute(sa.text("""SELECT indexname FROM pg_indexes
-                WHERE tablename = 'gps_point' AND indexname <> 'pk_gps_point'""")).scalars().all()
-            if drop:
-                for name in names:
-                    conn.execute(sa.text(f'DROP INDEX "{name}"'))
             started = time.perf_counter()
-            with copy_points(conn) as writer:
+            with load_points(conn, rebuild_indexes=rebuild) as load:
                 for part in parts:
-                    writer.write(part)
+                    load.write(part)
             results[f"{label}_pts_per_s"] = n / (time.perf_counter() - started)
             tx.rollback()
     return results
+
+
+def drop_partitions(engine) -> None:
+    """An empty gps_point without partitions: the next load creates its month's table."""
+    with engine.begin() as conn:
+        for name in read_partitions(conn):
+            conn.execute(sa.text(f'DROP TABLE "{name}"'))
 
 
 def write_gps_files(workdir: Path, n: int, people: np.ndarray, seed: int) -> dict:
@@ -265,8 +268,7 @@ def bench_client_pipeline(path: Path, index: GridIndex, people: np.ndarray) -> d
 
 def run_ingest(engine, url: str, path: Path, home: Path) -> dict:
     """``gisgrid ingest points FILE`` in a subprocess into an empty gps_point."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("TRUNCATE gps_point"))
+    drop_partitions(engine)
     env = dict(os.environ, GISGRID_DATABASE_URL=url, GISGRID_HOME=str(home))
     started = time.perf_counter()
     proc = subprocess.Popen([GISGRID, "ingest", "points", str(path)], env=env,

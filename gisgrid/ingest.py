@@ -1,8 +1,8 @@
 """Bulk GPS ingest: stream a CSV or Parquet file of GPS fixes into ``gps_point``.
 
 The file is read in chunks (memory does not grow with the file), each chunk is validated,
-assigned to its grid chain (:mod:`gisgrid.assign`) and written with one binary COPY
-(:mod:`gisgrid.db.points`). The whole file is one transaction: when any row is bad the file is
+assigned to its grid chain (:mod:`gisgrid.assign`) and written with binary COPY into the
+month's partition of ``gps_point`` (:mod:`gisgrid.db.points`), while the next chunk is read. The whole file is one transaction: when any row is bad the file is
 read to its end to list every problem, then :class:`~gisgrid.errors.InputError` is raised and
 nothing is stored. A point outside every grid is not a problem: it is stored with
 ``outside_grids = true``.
@@ -30,7 +30,6 @@ import csv
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -173,10 +172,12 @@ def ingest_points(
     transaction (the caller commits; on :class:`InputError` it must roll back).
 
     ``index`` defaults to one built from the current base grids in the database.
-    ``rebuild_indexes``: drop the table's secondary indexes before the COPY and build them
-    again after it (see :func:`gisgrid.db.points.suspended_indexes`); ``None`` decides from
-    the sizes: when the file holds at least :data:`REBUILD_MIN_ROWS` rows and at least a
-    quarter of the rows already stored. ``progress`` is called with each chunk's row count.
+    ``rebuild_indexes``: for a month whose partition already holds points, load it detached
+    without its indexes and build them again after the COPY (see
+    :func:`gisgrid.db.points.load_points`); ``None`` decides from the sizes: when the file
+    holds at least :data:`REBUILD_MIN_ROWS` rows and at least a quarter of the partition's
+    rows. A month without a partition always gets a new one, indexed after the COPY.
+    ``progress`` is called with each chunk's row count.
     """
     started = time.perf_counter()
     path = Path(path)
@@ -186,26 +187,21 @@ def ingest_points(
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
     workers = WorkerDirectory(store.read_person_ids(conn), *store.read_person_phones(conn))
-    if rebuild_indexes is None:
-        incoming = estimate_row_count(path, file_format)
-        rebuild_indexes = (incoming >= REBUILD_MIN_ROWS
-                           and incoming >= store.estimate_point_count(conn) / 4)
     outside = 0
-    with ExitStack() as stack:
-        if rebuild_indexes:
-            stack.enter_context(store.suspended_indexes(conn))
-        writer = stack.enter_context(store.copy_points(conn))
+    with store.load_points(conn, expected_rows=estimate_row_count(path, file_format),
+                           rebuild_indexes=rebuild_indexes,
+                           rebuild_min_rows=REBUILD_MIN_ROWS) as load:
         for chunk in read_gps_chunks(path, chunk_size=chunk_size, file_format=file_format,
                                      timezone=timezone, workers=workers):
             chain = assign_points(index, chunk.lon, chunk.lat)
-            writer.write(store.PointRows(
+            load.write(store.PointRows(
                 person_id=chunk.worker, recorded_at_us=chunk.recorded_at_us, lon=chunk.lon,
                 lat=chunk.lat, accuracy_m=chunk.accuracy_m, chain=chain))
             outside += int(chain.outside.sum())
             if progress is not None:
                 progress(len(chunk))
-        # leaving the stack ends the COPY, then builds the suspended indexes again
-    return IngestSummary(rows=writer.rows, outside=outside,
+        # leaving the block ends the COPY, then indexes and attaches new partitions
+    return IngestSummary(rows=load.rows, outside=outside,
                          seconds=time.perf_counter() - started)
 
 

@@ -37,9 +37,10 @@ def ingest() -> None:
 @click.option("--timezone", default=DEFAULT_TIMEZONE, show_default=True,
               help="Time zone of times written without an offset.")
 @click.option("--rebuild-indexes/--keep-indexes", default=None,
-              help="Drop gps_point's secondary indexes during the load and build them after "
-                   "(default: only when the file is large next to the table; the table is "
-                   "locked against readers meanwhile).")
+              help="For a month already in gps_point: load its partition detached, without "
+                   "indexes, and build them after (default: only when the file is large next "
+                   "to the partition; gps_point is locked against readers meanwhile). A new "
+                   "month is always loaded that way.")
 def points(file: Path, chunk_size: int, file_format: str | None, timezone: str,
            rebuild_indexes: bool | None) -> None:
     """Load GPS points from FILE (columns worker, time, lon, lat, accuracy).

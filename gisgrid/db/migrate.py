@@ -8,6 +8,7 @@ pass ``srid=`` here (``Settings.srid`` / ``GISGRID_SRID``), or ``-x srid=NNNN`` 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -28,11 +29,17 @@ POSTGIS_TABLES = frozenset({
     "zip_lookup", "zip_state", "zip_state_loc", "loader_platform", "loader_variables",
     "loader_lookuptables", "pagc_gaz", "pagc_lex", "pagc_rules"})
 POSTGIS_SCHEMAS = frozenset({"topology", "tiger", "tiger_data"})
+#: Monthly partitions of ``gps_point``, created by the bulk ingest
+#: (:func:`gisgrid.db.points.partition_name`): data, not schema.
+GPS_PARTITION = re.compile(r"^gps_point_y\d{4}m\d{2}$")
 
 
 def include_object(obj, name, obj_type, reflected, compare_to) -> bool:
-    """Autogenerate filter: leave PostGIS's own tables and schemas alone."""
+    """Autogenerate filter: leave PostGIS's own tables and schemas, and the partitions of
+    ``gps_point``, alone."""
     if obj_type == "table" and (name in POSTGIS_TABLES or obj.schema in POSTGIS_SCHEMAS):
+        return False
+    if obj_type == "table" and reflected and GPS_PARTITION.match(name or ""):
         return False
     return alembic_helpers.include_object(obj, name, obj_type, reflected, compare_to)
 

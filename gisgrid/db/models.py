@@ -377,16 +377,26 @@ class PatrolItemResult(Base):
 
 
 class GpsPoint(Base):
-    """A GPS fix; no foreign keys so that it can be bulk-loaded with COPY."""
+    """A GPS fix; no foreign keys so that it can be bulk-loaded with COPY.
+
+    Partitioned by month of ``recorded_at`` (China Standard Time month starts); the bulk
+    ingest creates each month's partition on demand (:mod:`gisgrid.db.points`), loads it
+    and builds its indexes before attaching it. The primary key must hold the partition key.
+    """
 
     __tablename__ = "gps_point"
-    __table_args__ = (Index("ix_gps_point_base_grid_id_recorded_at", "base_grid_id",
-                            "recorded_at"),)
+    __table_args__ = (
+        Index("ix_gps_point_base_grid_id_recorded_at", "base_grid_id", "recorded_at"),
+        # Bulk GPS has no patrol: index only the rows that have one.
+        Index("ix_gps_point_patrol_id", "patrol_id",
+              postgresql_where=text("patrol_id IS NOT NULL")),
+        {"postgresql_partition_by": "RANGE (recorded_at)"},
+    )
 
     id: Mapped[int] = _pk()
     person_id: Mapped[int | None] = mapped_column(BigInteger)
-    patrol_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    patrol_id: Mapped[int | None] = mapped_column(BigInteger)
+    recorded_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     accuracy_m: Mapped[float | None] = mapped_column(REAL)
     geom = mapped_column(_geometry("POINT"), nullable=False)
     city_grid_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -13,8 +13,9 @@ EWKB (little-endian, with the SRID), which PostGIS's binary input accepts.
 from __future__ import annotations
 
 import queue
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -24,14 +25,15 @@ import pandas as pd
 import psycopg
 import shapely
 import sqlalchemy as sa
-from psycopg.copy import LibpqWriter
 
 from gisgrid.assign import AssignedChain
 from gisgrid.db.engine import storage_srid
 
-#: Columns written by :func:`copy_points`, in COPY order (``id`` and ``patrol_id`` default).
+#: Columns of the binary COPY rows of :func:`encode_rows` (``patrol_id`` stays NULL).
 COPY_COLUMNS = ("person_id", "recorded_at", "accuracy_m", "geom", "city_grid_id",
                 "township_grid_id", "village_grid_id", "base_grid_id", "outside_grids")
+#: The same with a leading ``id`` (ids chosen by the writer, see :func:`encode_rows`).
+COPY_COLUMNS_WITH_ID = ("id", *COPY_COLUMNS)
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
@@ -53,6 +55,7 @@ _FIELDS = (
     ("outside_grids", "u1", False),
 )
 _NULLABLE = [name for name, _, nullable in _FIELDS if nullable]
+_ID_FIELD = ("id", ">i8", False)
 
 
 @dataclass(frozen=True)
@@ -73,12 +76,15 @@ class PointRows:
     def __len__(self) -> int:
         return len(self.person_id)
 
+    def take(self, order) -> "PointRows":
+        """The rows at positions ``order`` (an index array or a slice)."""
+        return PointRows(self.person_id[order], self.recorded_at_us[order], self.lon[order],
+                         self.lat[order], self.accuracy_m[order], self.chain.take(order))
+
     def grouped_by_grid(self) -> "PointRows":
         """The rows ordered by base grid, then time: neighbours in the table's indexes are
         then written together, which makes maintaining them several times cheaper."""
-        order = np.lexsort((self.recorded_at_us, self.chain.base_grid_id))
-        return PointRows(self.person_id[order], self.recorded_at_us[order], self.lon[order],
-                         self.lat[order], self.accuracy_m[order], self.chain.take(order))
+        return self.take(np.lexsort((self.recorded_at_us, self.chain.base_grid_id)))
 
 
 def read_base_chain(conn: sa.Connection) -> gpd.GeoDataFrame:
@@ -134,115 +140,287 @@ def count_points(conn: sa.Connection) -> int:
     return int(conn.execute(sa.text("SELECT count(*) FROM gps_point")).scalar_one())
 
 
-def estimate_point_count(conn: sa.Connection) -> int:
-    """The planner's estimate of the rows in ``gps_point`` (cheap; 0 for a new table)."""
-    value = conn.execute(sa.text(
-        "SELECT reltuples FROM pg_class WHERE oid = 'gps_point'::regclass")).scalar_one()
-    return max(int(value), 0)
+# ------------------------------------------------------------------------------ partitions
+#: Months start at 00:00 China Standard Time (UTC+8), so a local month is one partition.
+PARTITION_UTC_OFFSET_US = 8 * 3600 * 1_000_000
+_PARTITION_NAME = "gps_point_y{:04d}m{:02d}"
 
 
-@contextmanager
-def suspended_indexes(conn: sa.Connection) -> Iterator[list[str]]:
-    """Drop the secondary indexes of ``gps_point`` for the block, then build them again.
-
-    For loads that are large next to the table: building an index once is far cheaper than
-    maintaining it row by row (a GiST index on randomly placed points most of all). Both
-    steps run in the caller's transaction, so a failure restores the indexes; meanwhile the
-    table is locked against readers (ACCESS EXCLUSIVE) until the transaction ends. Yields the
-    names of the suspended indexes. The primary key stays.
-    """
-    rows = conn.execute(sa.text("""
-        SELECT i.relname, pg_get_indexdef(x.indexrelid)
-        FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
-        WHERE x.indrelid = 'gps_point'::regclass AND NOT x.indisprimary
-        ORDER BY i.relname""")).all()
-    for name, _ in rows:
-        conn.execute(sa.text(f'DROP INDEX "{name}"'))
-    yield [name for name, _ in rows]
-    conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
-    for _, definition in rows:
-        conn.execute(sa.text(definition))
+def month_of(recorded_at_us: np.ndarray) -> np.ndarray:
+    """The partition month of each time (microseconds since 1970 UTC), as months since
+    1970-01 (int64)."""
+    local = (np.asarray(recorded_at_us, dtype=np.int64) + PARTITION_UTC_OFFSET_US)
+    return local.astype("datetime64[us]").astype("datetime64[M]").astype(np.int64)
 
 
-class _BackgroundWriter(LibpqWriter):
-    """Sends COPY data from a worker thread, so that reading, assigning and encoding the next
-    chunk overlaps the server's work; at most ``depth`` encoded chunks wait in memory
-    (psycopg's own QueuedLibpqWriter queues up to 128 MB of copies)."""
+def partition_name(month: int) -> str:
+    """``gps_point_yYYYYmMM``: the table holding the points of ``month`` (months since 1970-01)."""
+    year, index = divmod(int(month), 12)
+    return _PARTITION_NAME.format(1970 + year, index + 1)
 
-    def __init__(self, cursor, *, depth: int = 2):
-        super().__init__(cursor)
-        self._chunks: queue.Queue = queue.Queue(maxsize=depth)
-        self._failure: BaseException | None = None
-        self._sender = threading.Thread(target=self._send, name="gps-copy", daemon=True)
-        self._sender.start()
 
-    def _send(self) -> None:
+def partition_bounds(month: int) -> tuple[str, str]:
+    """The ``FROM`` and ``TO`` literals of ``month``'s partition (local month starts)."""
+    def start(m: int) -> str:
+        year, index = divmod(int(m), 12)
+        return f"{1970 + year:04d}-{index + 1:02d}-01 00:00:00+08"
+    return start(month), start(month + 1)
+
+
+def read_partitions(conn: sa.Connection) -> list[str]:
+    """Names of ``gps_point``'s partitions, sorted."""
+    return sorted(conn.execute(sa.text("""
+        SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'gps_point'::regclass""")).scalars())
+
+
+# ------------------------------------------------------------------------------ loading
+class _Table:
+    """How one month's rows are stored during a load."""
+
+    def __init__(self, name: str, month: int, *, finish: bool):
+        self.name, self.month = name, month
+        self.finish = finish  # indexes to build and ATTACH after the COPY
+
+
+class _Sender(threading.Thread):
+    """Owns the database connection during a load: prepares each month's table (DDL) and
+    streams the encoded rows to it with binary COPY, while the main thread reads, assigns
+    and encodes the next chunk. At most ``depth`` encoded pieces wait in memory."""
+
+    _END, _ABORT = object(), object()
+
+    def __init__(self, cursor, prepare: Callable[[int], _Table], *, depth: int = 3):
+        super().__init__(name="gps-copy", daemon=True)
+        self._cursor = cursor
+        self._prepare = prepare
+        self._queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.failure: BaseException | None = None
+
+    def put(self, month: int, data: bytes) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self._queue.put((month, data))
+
+    def close(self, *, abort: bool) -> None:
+        self._queue.put(self._ABORT if abort else self._END)
+        self.join()
+
+    def run(self) -> None:
+        item = None
         try:
-            while (data := self._chunks.get()) is not None:
-                super().write(data)
-        except BaseException as exc:  # handed to the main thread at its next call
-            self._failure = exc
-            while self._chunks.get() is not None:
-                pass
+            item = self._queue.get()
+            while isinstance(item, tuple):
+                month = item[0]
+                table = self._prepare(month)
+                columns = ", ".join(COPY_COLUMNS_WITH_ID)
+                with self._cursor.copy(
+                        f'COPY "{table.name}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+                    copy.write(_SIGNATURE)
+                    while isinstance(item, tuple) and item[0] == month:
+                        copy.write(memoryview(item[1]))
+                        item = self._queue.get()
+                    if item is self._ABORT:
+                        raise _Aborted()
+                    copy.write(_TRAILER)
+        except BaseException as exc:  # handed to the main thread
+            self.failure = exc
+            while item is not self._END and item is not self._ABORT:
+                item = self._queue.get()
 
-    def write(self, data) -> None:
-        if self._failure is not None:
-            raise self._failure
-        self._chunks.put(data)
 
-    def finish(self, exc: BaseException | None = None) -> None:
-        self._chunks.put(None)
-        self._sender.join()
-        if self._failure is not None and exc is None:
-            raise self._failure
-        super().finish(exc)
+class _Aborted(Exception):
+    """The main thread gave up the load (its own exception is the one reported)."""
 
 
-class PointWriter:
-    """Writes :class:`PointRows` into an open binary COPY (see :func:`copy_points`)."""
+class PointLoad:
+    """An open load into ``gps_point`` (see :func:`load_points`)."""
 
-    def __init__(self, copy: psycopg.Copy, srid: int):
-        self._copy = copy
-        self._srid = srid
+    def __init__(self, conn: sa.Connection, *, expected_rows: int,
+                 rebuild_indexes: bool | None, rebuild_min_rows: int):
+        self._conn = conn
+        self._raw = conn.connection.driver_connection
+        self._srid = storage_srid(conn)
+        self._expected_rows = expected_rows
+        self._rebuild = rebuild_indexes
+        self._rebuild_min_rows = rebuild_min_rows
+        self._existing = set(read_partitions(conn))
+        self._tables: dict[int, _Table] = {}
+        self._sequence = conn.execute(sa.text(
+            "SELECT pg_get_serial_sequence('gps_point', 'id')")).scalar_one()
+        self._next_id = int(conn.execute(sa.text("SELECT nextval(:s)"),
+                                         {"s": self._sequence}).scalar_one())
+        self.first_id = self._next_id
         self.rows = 0
+        self._sender: _Sender | None = None
+
+    @property
+    def tables(self) -> dict[str, bool]:
+        """Each table loaded so far -> whether it is a partition created or rebuilt by this
+        load (``False``: an existing partition whose indexes were kept)."""
+        return {t.name: t.finish for t in self._tables.values()}
 
     def write(self, rows: PointRows) -> None:
-        """Encode ``rows`` (grouped by grid, see :meth:`PointRows.grouped_by_grid`) and queue
+        """Give the rows their ids, encode them (by month, then grid and time) and queue
         them to the server."""
-        encoded = encode_rows(rows.grouped_by_grid(), self._srid)
-        self._copy.write(memoryview(encoded))  # sliced without copies
+        if not len(rows):
+            return
+        month = month_of(rows.recorded_at_us)
+        order = np.lexsort((rows.recorded_at_us, rows.chain.base_grid_id, month))
+        rows, month = rows.take(order), month[order]
+        cuts = [0, *(np.flatnonzero(np.diff(month)) + 1).tolist(), len(rows)]
+        if self._sender is None:
+            self._sender = _Sender(self._raw.cursor(), self._prepare)
+            self._sender.start()
+        for start, stop in zip(cuts[:-1], cuts[1:]):
+            piece = rows.take(slice(start, stop))
+            data = encode_rows(piece, self._srid, first_id=self._next_id)
+            self._next_id += len(piece)
+            self._sender.put(int(month[start]), data)
         self.rows += len(rows)
+
+    # -------------------------------------------------------------- sender thread side
+    def _prepare(self, month: int) -> _Table:
+        """The table to COPY ``month``'s rows into, created or detached on first use."""
+        table = self._tables.get(month)
+        if table is not None:
+            return table
+        name = partition_name(month)
+        cur = self._raw.cursor()
+        if name not in self._existing:
+            # New in this transaction: under wal_level=minimal its rows skip the WAL.
+            cur.execute(f'CREATE TABLE "{name}" (LIKE gps_point INCLUDING DEFAULTS '
+                        'INCLUDING CONSTRAINTS)')
+            table = _Table(name, month, finish=True)
+        elif self._rebuild_partition(cur, name):
+            cur.execute(f'ALTER TABLE gps_point DETACH PARTITION "{name}"')
+            for sql in _drop_index_statements(cur, name):
+                cur.execute(sql)
+            cur.execute(f'SELECT NOT EXISTS (SELECT FROM "{name}")')
+            if cur.fetchone()[0]:
+                cur.execute(f'TRUNCATE "{name}"')  # a new file: no WAL for the rows either
+            table = _Table(name, month, finish=True)
+        else:
+            table = _Table(name, month, finish=False)
+        self._tables[month] = table
+        return table
+
+    def _rebuild_partition(self, cur, name: str) -> bool:
+        if self._rebuild is not None:
+            return self._rebuild
+        cur.execute(f'SELECT NOT EXISTS (SELECT FROM "{name}"), '
+                    "(SELECT reltuples FROM pg_class WHERE oid = %s::regclass)", (name,))
+        empty, estimate = cur.fetchone()
+        return empty or (self._expected_rows >= self._rebuild_min_rows
+                         and self._expected_rows >= max(estimate, 0) / 4)
+
+    # -------------------------------------------------------------- end of the load
+    def _close(self, *, abort: bool) -> None:
+        if self._sender is None:
+            return
+        self._sender.close(abort=abort)
+        failure = self._sender.failure
+        if failure is not None and not isinstance(failure, _Aborted):
+            raise failure
+
+    def _finish(self) -> None:
+        if self.rows:
+            self._conn.execute(sa.text("SELECT setval(:s, :v)"),
+                               {"s": self._sequence, "v": self._next_id - 1})
+        pending = [t for t in self._tables.values() if t.finish]
+        if not pending:
+            return
+        primary_key, indexes = _parent_index_definitions(self._conn)
+        self._conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
+        for table in pending:
+            quoted = f'"{table.name}"'
+            self._conn.execute(sa.text(f"ALTER TABLE {quoted} ADD {primary_key}"))
+            for definition in indexes:
+                self._conn.execute(sa.text(definition.format(table=quoted)))
+            low, high = partition_bounds(table.month)
+            # The indexes built above are attached to the parent's, not built again.
+            self._conn.execute(sa.text(
+                f"ALTER TABLE gps_point ATTACH PARTITION {quoted} "
+                f"FOR VALUES FROM ('{low}') TO ('{high}')"))
 
 
 @contextmanager
-def copy_points(conn: sa.Connection) -> Iterator[PointWriter]:
-    """Open one binary ``COPY gps_point FROM STDIN`` inside ``conn``'s transaction.
+def load_points(conn: sa.Connection, *, expected_rows: int = 0,
+                rebuild_indexes: bool | None = None,
+                rebuild_min_rows: int = 200_000) -> Iterator[PointLoad]:
+    """Load GPS points into ``gps_point`` inside ``conn``'s transaction.
 
-    A background thread streams the encoded chunks to the server while the caller reads and
-    assigns the next chunk. An exception inside the block aborts the COPY (and the caller's
-    transaction rolls back).
+    ``gps_point`` is partitioned by month (:func:`partition_name`). Each month met in the
+    rows is loaded by one of three routes:
+
+    - no partition yet: a table is created in this transaction, loaded by binary COPY
+      without indexes (and, under ``wal_level = minimal``, without WAL), its primary key
+      and indexes are built (GiST's sorted build) and it is attached as the month's
+      partition;
+    - an existing partition that is empty, or small next to the load (``rebuild_indexes``
+      ``None``: ``expected_rows`` at least ``rebuild_min_rows`` and a quarter of its rows;
+      ``True``: always): it is detached, its indexes dropped, loaded, indexed again and
+      attached again; readers of ``gps_point`` wait until the transaction ends;
+    - otherwise the rows are copied into the partition and its indexes are kept up to date
+      row by row.
+
+    Ids come from ``gps_point``'s identity sequence, taken as one block: the table is
+    locked against other writers (readers go on) until the transaction ends. A background
+    thread owns the connection while the block runs (do not use ``conn`` inside it). An
+    exception inside the block aborts the COPY; the caller's transaction must roll back.
     """
-    srid = storage_srid(conn)
-    raw = conn.connection.driver_connection
-    columns = ", ".join(COPY_COLUMNS)
-    with raw.cursor() as cursor:
-        with cursor.copy(f"COPY gps_point ({columns}) FROM STDIN (FORMAT BINARY)",
-                         writer=_BackgroundWriter(cursor)) as copy:
-            copy.write(_SIGNATURE)
-            writer = PointWriter(copy, srid)
-            yield writer
-            copy.write(_TRAILER)
+    conn.execute(sa.text("LOCK TABLE gps_point IN SHARE ROW EXCLUSIVE MODE"))
+    load = PointLoad(conn, expected_rows=expected_rows, rebuild_indexes=rebuild_indexes,
+                     rebuild_min_rows=rebuild_min_rows)
+    try:
+        yield load
+    except BaseException:
+        load._close(abort=True)
+        raise
+    load._close(abort=False)
+    load._finish()
 
 
-def encode_rows(rows: PointRows, srid: int) -> bytes:
+def _parent_index_definitions(conn: sa.Connection) -> tuple[str, list[str]]:
+    """``gps_point``'s primary key (``PRIMARY KEY (...)``) and its other indexes as
+    ``CREATE INDEX ... ON {table} ...`` templates for one partition."""
+    primary_key = conn.execute(sa.text("""
+        SELECT pg_get_constraintdef(oid) FROM pg_constraint
+        WHERE conrelid = 'gps_point'::regclass AND contype = 'p'""")).scalar_one()
+    definitions = conn.execute(sa.text("""
+        SELECT pg_get_indexdef(x.indexrelid) FROM pg_index x
+        WHERE x.indrelid = 'gps_point'::regclass AND NOT x.indisprimary
+        ORDER BY x.indexrelid""")).scalars().all()
+    templates = [re.sub(r"^CREATE (UNIQUE )?INDEX \S+ ON (ONLY )?\S+ ",
+                        lambda m: f"CREATE {m.group(1) or ''}INDEX ON {{table}} ",
+                        d.replace("{", "{{").replace("}", "}}")) for d in definitions]
+    return primary_key, templates
+
+
+def _drop_index_statements(cur, name: str) -> list[str]:
+    """Statements dropping the primary key and the indexes of the (detached) table."""
+    cur.execute("""SELECT conname FROM pg_constraint
+                   WHERE conrelid = %s::regclass AND contype = 'p'""", (name,))
+    statements = [f'ALTER TABLE "{name}" DROP CONSTRAINT "{row[0]}"' for row in cur.fetchall()]
+    cur.execute("""SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                   WHERE x.indrelid = %s::regclass AND NOT x.indisprimary""", (name,))
+    statements += [f'DROP INDEX "{row[0]}"' for row in cur.fetchall()]
+    return statements
+
+
+def encode_rows(rows: PointRows, srid: int, first_id: int | None = None) -> bytes:
     """The binary COPY tuples of ``rows`` (no signature, no trailer), in input order by null
     pattern: rows sharing a pattern of NULLs are encoded together with one structured array.
+
+    With ``first_id`` the rows carry ids ``first_id, first_id + 1, ...`` (in the order of
+    ``rows``) as a leading ``id`` field (see :data:`COPY_COLUMNS_WITH_ID`).
     """
     n = len(rows)
     if n == 0:
         return b""
     chain = rows.chain
     values = {
+        "id": None if first_id is None else first_id + np.arange(n, dtype=np.int64),
         "person_id": rows.person_id,
         "recorded_at": rows.recorded_at_us - _PG_EPOCH_US,
         "accuracy_m": rows.accuracy_m,
@@ -274,15 +452,16 @@ def encode_rows(rows: PointRows, srid: int) -> bytes:
 
 def _encode_pattern(rows: PointRows, values: dict, code: int, where, srid: int) -> bytes:
     null_names = {name for bit, name in enumerate(_NULLABLE) if code >> bit & 1}
+    fields = _FIELDS if values["id"] is None else (_ID_FIELD, *_FIELDS)
     layout = [("count", ">i2")]
-    for name, dtype, _ in _FIELDS:
+    for name, dtype, _ in fields:
         layout.append((f"{name}_len", ">i4"))
         if name not in null_names:
             layout.append((name, dtype))
     lon = rows.lon[where]
     out = np.empty(len(lon), dtype=np.dtype(layout))
-    out["count"] = len(_FIELDS)
-    for name, dtype, _ in _FIELDS:
+    out["count"] = len(fields)
+    for name, dtype, _ in fields:
         if name in null_names:
             out[f"{name}_len"] = -1
         elif name == "geom":

@@ -82,11 +82,14 @@ def upgrade() -> None:
     sa.Column('village_grid_id', sa.BigInteger(), nullable=True),
     sa.Column('base_grid_id', sa.BigInteger(), nullable=True),
     sa.Column('outside_grids', sa.Boolean(), server_default=sa.text('false'), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_gps_point'))
+    sa.PrimaryKeyConstraint('id', 'recorded_at', name=op.f('pk_gps_point')),
+    postgresql_partition_by='RANGE (recorded_at)'
     )
+    # gps_point is partitioned by month: the indexes below are partitioned indexes, each
+    # partition (created by the bulk ingest, gisgrid.db.points) gets its own.
     op.create_geospatial_index('idx_gps_point_geom', 'gps_point', ['geom'], unique=False, postgresql_using='gist', postgresql_ops={})
     op.create_index('ix_gps_point_base_grid_id_recorded_at', 'gps_point', ['base_grid_id', 'recorded_at'], unique=False)
-    op.create_index(op.f('ix_gps_point_patrol_id'), 'gps_point', ['patrol_id'], unique=False)
+    op.create_index('ix_gps_point_patrol_id', 'gps_point', ['patrol_id'], unique=False, postgresql_where=sa.text('patrol_id IS NOT NULL'))
     op.create_geospatial_table('grid',
     sa.Column('id', sa.BigInteger(), sa.Identity(always=False), nullable=False),
     sa.Column('code', sa.Text(), nullable=False),
@@ -511,7 +514,7 @@ def downgrade() -> None:
     op.drop_index(op.f('ix_grid_level'), table_name='grid')
     op.drop_geospatial_index('idx_grid_geom', table_name='grid', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('grid')
-    op.drop_index(op.f('ix_gps_point_patrol_id'), table_name='gps_point')
+    op.drop_index('ix_gps_point_patrol_id', table_name='gps_point', postgresql_where=sa.text('patrol_id IS NOT NULL'))
     op.drop_index('ix_gps_point_base_grid_id_recorded_at', table_name='gps_point')
     op.drop_geospatial_index('idx_gps_point_geom', table_name='gps_point', postgresql_using='gist', column_name='geom')
     op.drop_geospatial_table('gps_point')

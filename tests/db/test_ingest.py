@@ -164,3 +164,84 @@ def test_cli_commits_the_file_and_exits_2_on_bad_input(make_database, tmp_path, 
     with engine.connect() as c:
         assert count_points(c) == 5  # the bad file added nothing
     engine.dispose()
+
+
+# ------------------------------------------------------------------ monthly partitions
+def partition_facts(conn) -> dict[str, dict]:
+    """Each partition of gps_point: its bounds, row count and index kinds."""
+    rows = conn.execute(sa.text("""
+        SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) AS bounds,
+               (SELECT array_agg(am.amname || CASE WHEN x.indisprimary THEN '(pk)' ELSE '' END
+                                 ORDER BY am.amname, x.indisprimary)
+                FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid
+                JOIN pg_am am ON am.oid = i.relam WHERE x.indrelid = c.oid) AS indexes
+        FROM pg_inherits h JOIN pg_class c ON c.oid = h.inhrelid
+        WHERE h.inhparent = 'gps_point'::regclass ORDER BY c.relname""")).mappings().all()
+    return {r["relname"]: {
+        "bounds": r["bounds"], "indexes": r["indexes"],
+        "rows": conn.execute(sa.text(f'SELECT count(*) FROM "{r["relname"]}"')).scalar_one()}
+        for r in rows}
+
+
+def month_frame(workers: list[int], times: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"worker": workers[0], "time": times, "lon": 114.505, "lat": 30.51,
+                         "accuracy": 4.0})
+
+
+ALL_INDEXES = ["btree", "btree", "btree(pk)", "gist"]  # base grid+time, patrol, key, geom
+
+
+def test_a_load_spanning_two_months_creates_both_partitions(conn, tmp_path):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    # China Standard Time months: 2024-05-31 23:59 (+08) is May, 2024-05-31T16:00Z is June.
+    frame = month_frame(workers, ["2024-05-31 23:59:59", "2024-06-01 00:00:00",
+                                  "2024-05-01T00:00:00+08:00", "2024-05-31T16:00:00Z",
+                                  "2024-06-30 12:00:00"])
+    summary = ingest_points(conn, write_file(frame, tmp_path / "gps.csv", "csv"), chunk_size=2)
+
+    assert summary.rows == 5
+    facts = partition_facts(conn)
+    assert list(facts) == ["gps_point_y2024m05", "gps_point_y2024m06"]
+    assert [f["rows"] for f in facts.values()] == [2, 3]
+    assert "'2024-04-30 16:00:00+00') TO ('2024-05-31 16:00:00+00')" in \
+        facts["gps_point_y2024m05"]["bounds"]
+    assert all(f["indexes"] == ALL_INDEXES for f in facts.values())
+    ids = conn.execute(sa.text("SELECT id FROM gps_point")).scalars().all()
+    assert len(set(ids)) == 5
+    # the identity sequence moved past the block the load took
+    new_id = conn.execute(sa.text("""INSERT INTO gps_point (recorded_at, geom)
+        VALUES ('2024-06-02Z', ST_SetSRID(ST_MakePoint(114.505, 30.51), 4490))
+        RETURNING id""")).scalar_one()
+    assert new_id > max(ids)
+
+
+@pytest.mark.parametrize("rebuild", [False, True])
+def test_a_second_load_into_a_month_adds_to_its_partition(conn, tmp_path, rebuild):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    first = month_frame(workers, ["2024-05-02 08:00:00", "2024-05-03 08:00:00"])
+    ingest_points(conn, write_file(first, tmp_path / "a.csv", "csv"))
+    second = month_frame(workers, ["2024-05-04 08:00:00", "2024-07-01 08:00:00"])
+    ingest_points(conn, write_file(second, tmp_path / "b.parquet", "parquet"),
+                  rebuild_indexes=rebuild)
+
+    facts = partition_facts(conn)
+    assert {name: f["rows"] for name, f in facts.items()} == {
+        "gps_point_y2024m05": 3, "gps_point_y2024m07": 1}
+    assert all(f["indexes"] == ALL_INDEXES for f in facts.values())
+    assert len(set(conn.execute(sa.text("SELECT id FROM gps_point")).scalars())) == 4
+    hits = conn.execute(sa.text("""SELECT count(*) FROM gps_point
+        WHERE geom && ST_MakeEnvelope(114.50, 30.50, 114.51, 30.52, 4490)
+          AND recorded_at < '2024-06-01'""")).scalar_one()
+    assert hits == 3
+
+
+def test_a_bad_file_creates_no_partition(conn, tmp_path):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    frame = month_frame(workers, ["2024-08-01 08:00:00"] * 3 + ["never"])
+    with pytest.raises(InputError, match="1 bad value"):
+        with conn.begin_nested():
+            ingest_points(conn, write_file(frame, tmp_path / "bad.csv", "csv"), chunk_size=1)
+    assert partition_facts(conn) == {}

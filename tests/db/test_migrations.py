@@ -156,3 +156,17 @@ def test_grid_row_version_is_optimistic_lock(session):
     grid.name = "stale edit"
     with pytest.raises(StaleDataError):
         session.flush()
+
+
+def test_no_drift_with_gps_partitions_and_the_check_sees_a_missing_index(make_database):
+    url = make_database("partitions")
+    migrate.upgrade(url)
+    eng = sa.create_engine(url, poolclass=sa.pool.NullPool)
+    with eng.begin() as c:
+        c.execute(sa.text("""CREATE TABLE gps_point_y2024m05 PARTITION OF gps_point
+            FOR VALUES FROM ('2024-05-01 00:00+08') TO ('2024-06-01 00:00+08')"""))
+    assert _diff(url) == []  # the month's table is data, not schema
+    with eng.begin() as c:
+        c.execute(sa.text("DROP INDEX ix_gps_point_base_grid_id_recorded_at"))
+    assert any(op[0] == "add_index" for op in _diff(url))  # the parent's indexes are compared
+    eng.dispose()
