@@ -18,7 +18,6 @@ from gisgrid.coverage.report import CoverageReport
 from gisgrid.i18n import DEFAULT_LANG, check_lang, label
 
 _TEXT = {
-    "title": ("网格覆盖检查报告", "Grid coverage report"),
     "summary": ("汇总", "Summary"),
     "features": ("网格数", "Features"),
     "valid": ("结论", "Verdict"),
@@ -175,9 +174,9 @@ def render_html(report: CoverageReport, lang: str = DEFAULT_LANG, *,
     verdict = "clean" if summary["valid"] else "dirty"
     parts = [
         "<!DOCTYPE html>", f'<html lang="{"zh-CN" if lang == "zh" else "en"}"><head>',
-        '<meta charset="utf-8">', f"<title>{esc(_t('title', lang))}</title>",
+        '<meta charset="utf-8">', f"<title>{esc(label('coverage_report', lang))}</title>",
         f"<style>{_CSS}</style>", header, "</head><body>",
-        f"<h1>{esc(_t('title', lang))}</h1>",
+        f"<h1>{esc(label('coverage_report', lang))}</h1>",
         f'<p class="verdict-{verdict}">{esc(_t(verdict, lang))}</p>',
         f"<h2>{esc(_t('summary', lang))}</h2>", _summary_table(summary, lang),
         f"<h2>{esc(_t('per_level', lang))}</h2>", _levels_table(report, lang),
