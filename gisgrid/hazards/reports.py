@@ -174,8 +174,8 @@ def validate_report(
         elif not -limit <= value <= limit:
             problems.append(f"{name}: {value!r} is outside -{limit}..{limit}")
     if report.category not in CATEGORIES:
-        shown = ", ".join(list(CATEGORIES)[:2])
-        problems.append(f"category: unknown hazard category {report.category!r} (allowed: {shown}, ...)")
+        problems.append(f"category: unknown hazard category {report.category!r} "
+                        f"(allowed: {', '.join(CATEGORIES)})")
     description = report.description.strip() if isinstance(report.description, str) else ""
     if not description:
         problems.append("description: required")

@@ -44,6 +44,7 @@ def test_every_bad_field_is_named_at_once(tmp_path):
     assert fields == ["lon", "lat", "category", "description", "client_uuid", "reported_at",
                       "reporter_id", "unit_id", "photos[0]", "photos[1]", "photos[2]"]
     assert "future" in err.value.details[5]
+    assert "'ufo'" in err.value.details[2] and "other)" in err.value.details[2]  # all allowed
 
 
 def test_naive_time_is_refused():
