@@ -346,7 +346,8 @@ def _near_mismatched_parents(fixed, parent_fixed, parent_pos, partitions,
     return out
 
 
-def _common_crs(frames: Iterable[gpd.GeoDataFrame]) -> pyproj.CRS:
+def common_crs(frames: Iterable[gpd.GeoDataFrame]) -> pyproj.CRS:
+    """The one CRS of ``frames``; :class:`CRSError` when they differ or have none."""
     crs = None
     for frame in frames:
         this = require_crs(frame, "the grid layer")
@@ -382,7 +383,7 @@ def validate_level(frame: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None = N
     metric_crs : CRS to measure in (default: :func:`gisgrid.crs.local_metric_crs`)
     """
     frames = [frame] + ([parents] if parents is not None else [])
-    crs = _common_crs(frames)
+    crs = common_crs(frames)
     metric_crs = pyproj.CRS(metric_crs) if metric_crs is not None else local_metric_crs(frame)
     parent_layer = None
     if parents is not None:
@@ -435,7 +436,7 @@ def validate_hierarchy(frames, *, code_field: str = "code", parent_field: str = 
     levels is a ``duplicate_code`` finding with level None.
     """
     by_level = split_levels(frames)
-    crs = _common_crs(by_level.values())
+    crs = common_crs(by_level.values())
     if metric_crs is None:
         top = by_level[min(by_level)]
         metric_crs = local_metric_crs(top)

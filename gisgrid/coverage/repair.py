@@ -30,7 +30,7 @@ import pyproj
 import shapely
 
 from gisgrid.coverage.checks import polygonal_fix, widths_of
-from gisgrid.coverage.hierarchy import _common_crs, prepare_layer, split_levels
+from gisgrid.coverage.hierarchy import common_crs, prepare_layer, split_levels
 from gisgrid.crs import local_metric_crs
 from gisgrid.errors import InputError
 from gisgrid.precision import grid_size_for
@@ -153,7 +153,7 @@ def propose_repair(children: gpd.GeoDataFrame, parents: gpd.GeoDataFrame | None 
     -------
     RepairProposal
     """
-    crs = _common_crs([children] + ([parents] if parents is not None else []))
+    crs = common_crs([children] + ([parents] if parents is not None else []))
     metric_crs = pyproj.CRS(metric_crs) if metric_crs is not None else local_metric_crs(children)
     grid = grid_size_for(crs)
     layer = prepare_layer(children, code_field=code_field, parent_field=parent_field)
