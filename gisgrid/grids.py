@@ -154,9 +154,11 @@ def prepare_grids(
     problems = _Problems(len(frame))
     columns = [c for c in frame.columns if c != frame.geometry.name]
 
-    codes = _read_codes(frame, _field(frame, code_field, columns, problems, required=True))
+    code_column = _field(frame, code_field, columns, problems, required=True)
+    codes = _read_text(frame, code_column)
     problems.codes = codes
-    _check_codes(codes, problems, codes_at_other_levels or {})
+    if code_column is not None:  # else the layer-wide problem says it once, not per row
+        _check_codes(codes, problems, codes_at_other_levels or {})
     parents = _read_parents(frame, level, parent_field, columns, problems, known_parent_codes)
     _check_path_segments(codes, parents, problems)
     kinds = _read_kinds(frame, level, kind, kind_field, columns, problems)
@@ -245,21 +247,17 @@ class _Problems:
         code = self.codes[position]
         return f"row {position + 1} ({'code ' + code if code is not None else 'no code'})"
 
-    def bad_rows(self) -> set[int]:
-        return set(self.by_row)
-
     def raise_if_any(self, total: int) -> None:
         if not self.by_row and not self.layer:
             return
         details = [f"layer: {p}" for p in self.layer]
         for position in sorted(self.by_row):
             details.extend(f"{self.label(position)}: {p}" for p in self.by_row[position])
-        rows = len(self.by_row)
-        raise ImportRefused(
-            f"import refused, nothing was written: {rows} of {total} features are bad"
-            + (f" and the layer has {len(self.layer)} problem(s)" if self.layer else ""),
-            details,
-        )
+        parts = [f"{len(self.by_row)} of {total} features are bad"] if self.by_row else []
+        if self.layer:
+            parts.append(f"the layer has {len(self.layer)} problem(s)")
+        raise ImportRefused(f"import refused, nothing was written: {' and '.join(parts)}",
+                            details)
 
 
 def _field(frame, name: str, columns: list[str], problems: _Problems, *,
@@ -290,10 +288,6 @@ def _read_text(frame, column: str | None) -> list[str | None]:
     if column is None:
         return [None] * len(frame)
     return [_clean_text(v) for v in frame[column].tolist()]
-
-
-def _read_codes(frame, column: str | None) -> list[str | None]:
-    return _read_text(frame, column)
 
 
 def _check_codes(codes: list[str | None], problems: _Problems,

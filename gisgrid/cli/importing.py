@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from gisgrid.config import Settings
+from gisgrid.errors import InputError
 from gisgrid.levels import ALL_KINDS
 
 PROGRESS_FROM = 1000
@@ -61,6 +62,8 @@ def import_grids(file: Path, level: int, code_field: str, name_field: str | None
     from gisgrid.io import read_layer
 
     frame = read_layer(file, layer=layer)
+    if frame.empty:
+        raise InputError(f"{file}: the layer has no features, nothing to import")
     progress = len(frame) >= PROGRESS_FROM
     with get_engine(Settings.from_env()).begin() as conn:
         prepared = prepare_grids(

@@ -211,6 +211,12 @@ def test_missing_file_and_bad_level_are_refused(gisgrid, tmp_path):
     assert status == 2 and "--level" in err
 
 
+def test_a_layer_without_features_is_refused(gisgrid, tmp_path):
+    path = write_geojson(tmp_path / "empty.geojson", [])
+    status, out, err = gisgrid("import", "grids", path, "--level", 1)
+    assert status == 2 and "the layer has no features, nothing to import" in err
+
+
 # --- repair -----------------------------------------------------------------------------------
 
 def test_bow_tie_is_refused_without_repair_and_repaired_with_it(gisgrid, cli_engine, tmp_path):

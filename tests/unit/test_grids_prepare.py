@@ -172,6 +172,10 @@ def test_missing_code_field_names_the_fields():
 
     assert "no field 'code'" in caught.value.details[0]
     assert "CODE_X" in caught.value.details[0]
+    # said once for the layer, not again as a "missing code" on every row
+    assert caught.value.details == [caught.value.details[0]]
+    assert str(caught.value).startswith(
+        "import refused, nothing was written: the layer has 1 problem(s)\n")
 
 
 def test_bow_tie_is_refused_without_repair():
