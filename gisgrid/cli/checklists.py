@@ -81,7 +81,7 @@ def show(code: str, city: str | None, day: str | None, versions: bool, fmt: str)
             echo_rows(field.read_checklist_versions(conn, code),
                       ["id", "code", "version", "owner", "valid_from", "items"], fmt)
             return
-        city_id = field.read_grid(conn, city, field_name="--city").id if city else None
+        city_id = field.read_city(conn, city, field_name="--city").id if city else None
         checklist_id = field.find_checklist(conn, code, city_id=city_id,
                                             day=parse_day(day, "--day"))
         checklist, _ = field.read_checklist(conn, checklist_id)

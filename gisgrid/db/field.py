@@ -88,6 +88,15 @@ def read_grid(conn: sa.Connection, code: str, *, field_name: str = "grid") -> Gr
     return GridRow(*row)
 
 
+def read_city(conn: sa.Connection, code: str, *, field_name: str = "city") -> GridRow:
+    """The current city (level-1) grid with ``code``; :class:`InputError` naming
+    ``field_name`` if there is none or the grid is at another level."""
+    city = read_grid(conn, code, field_name=field_name)
+    if city.level != Level.CITY:
+        raise InputError(f"{field_name}: grid {code} is at level {city.level}, not a city")
+    return city
+
+
 def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
     if under is None:
         return "TRUE", {}
@@ -224,7 +233,8 @@ def find_checklist(conn: sa.Connection, code: str, *, city_id: int | None = None
     """Id of the checklist ``code`` in force for a city on ``day``.
 
     The city's own newest version valid on ``day`` wins; else the plan's newest (no owner).
-    Raises :class:`NotFound` when none is loaded (run ``gisgrid checklists load``).
+    Raises :class:`NotFound` when none is loaded (run ``gisgrid checklists load``) or none is
+    in force yet on ``day``.
     """
     row = conn.execute(sa.text("""
         SELECT id FROM checklist
@@ -233,8 +243,15 @@ def find_checklist(conn: sa.Connection, code: str, *, city_id: int | None = None
         ORDER BY owner_grid_id IS NULL, version DESC LIMIT 1
     """), {"code": code, "city": city_id, "day": day or date.max}).first()
     if row is None:
-        raise NotFound(f"no {code} checklist in force on {day or 'any day'}: load the plan's "
-                       "lists first (gisgrid checklists load)")
+        first = conn.execute(sa.text(
+            "SELECT min(valid_from) FROM checklist WHERE code = :code "
+            "AND (owner_grid_id = :city OR owner_grid_id IS NULL)"),
+            {"code": code, "city": city_id}).scalar_one()
+        if first is None:
+            raise NotFound(f"no {code} checklist is stored: load the plan's lists first "
+                           "(gisgrid checklists load)")
+        raise NotFound(f"no {code} checklist in force on {day}: the first is in force from "
+                       f"{first}")
     return row[0]
 
 
@@ -248,9 +265,7 @@ def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
     one above every version of that code the city or the plan has. Edits of one city take
     turns (its grid row is locked), so concurrent edits get consecutive versions.
     """
-    city = read_grid(conn, city_code, field_name="--city")
-    if city.level != Level.CITY:
-        raise InputError(f"--city: grid {city_code} is at level {city.level}, not a city")
+    city = read_city(conn, city_code, field_name="--city")
     conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": city.id})
     current, _ = read_checklist(conn, find_checklist(conn, code, city_id=city.id,
                                                      day=valid_from))

@@ -69,6 +69,11 @@ def test_checklists_load_show_and_city_edit(gisgrid):
     code, _, err = gisgrid("checklists", "edit", "village", "--city", "FV",
                            "--set", "V04.due_workdays=3")
     assert code == 2 and "not a city" in err
+    code, _, err = gisgrid("checklists", "show", "village", "--city", "FT")
+    assert code == 2 and "--city: grid FT is at level 2, not a city" in err
+    code, _, err = gisgrid("checklists", "show", "village", "--day", "2000-01-01")
+    assert code == 2 and "no village checklist in force on 2000-01-01" in err
+    assert "first is in force from 2017-01-01" in err and "load" not in err
 
 
 def test_units_import_all_or_nothing_and_list(gisgrid, tmp_path, count):
