@@ -7,6 +7,7 @@ Only parsing and presenting: the rules live in :mod:`gisgrid.checklists`, the st
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import date
 
 import click
@@ -27,10 +28,15 @@ def echo_rows(rows: list[dict], columns: list[str], fmt: str) -> None:
         click.echo("(none)")
         return
     cells = [[("-" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(row[k]) for row in cells)) for k, c in enumerate(columns)]
-    click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths)).rstrip())
-    for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+    widths = [max(_width(c), *(_width(row[k]) for row in cells))
+              for k, c in enumerate(columns)]
+    for row in [columns, *cells]:
+        click.echo("  ".join(v + " " * (w - _width(v)) for v, w in zip(row, widths)).rstrip())
+
+
+def _width(text: str) -> int:
+    """Columns ``text`` takes in a terminal: Chinese (wide) characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def parse_day(value: str | None, option: str) -> date | None:
