@@ -152,6 +152,8 @@ def run(file, parents_file, code_field, parent_field, level, code, min_area,
     if use_db:
         report = _validate_db(level=level, code=code, min_area=min_area,
                               sliver_width=sliver_width)
+        if fmt == "html":
+            context = _stored_context(report, code)
     else:
         if code:
             raise InputError("--code works only with --db")
@@ -183,6 +185,18 @@ def _validate_db(*, level, code, min_area, sliver_width) -> CoverageReport:
                                          sliver_width=sliver_width, settings=settings)
     click.echo(f"validation run {run_id} stored", err=True)
     return report
+
+
+def _stored_context(report: CoverageReport, code: str | None):
+    """The stored grids to draw under the findings of an HTML report (see context_grids)."""
+    from gisgrid.config import Settings
+    from gisgrid.coverage.render import context_grids
+    from gisgrid.db.engine import get_engine
+    from gisgrid.db.grids import read_grids
+
+    with get_engine(Settings.from_env()).connect() as conn:
+        grids = read_grids(conn, under=code) if code else read_grids(conn)
+    return context_grids(grids, report) if len(grids) else None
 
 
 @validate.command("accept")

@@ -111,3 +111,12 @@ def test_repair_apply_then_validate_exits_zero(gisgrid, stored_url):
             "SELECT count(*) FROM grid_history WHERE change = 'repair'")).scalar_one()
     engine.dispose()
     assert runs == 2 and repaired > 0
+
+
+def test_validate_db_html_draws_the_stored_grids_under_the_findings(gisgrid):
+    code, page, _ = gisgrid("validate", "--db", "--code", "C.01.001", "--format", "html",
+                            "--lang", "en")
+
+    assert code == 1
+    assert "Coverage findings" in page and "Level 4 (base grid)" in page
+    assert '"_key": "4"' in page and "gisgrid-legend" in page
