@@ -36,7 +36,7 @@ from gisgrid.checklists import (Checklist, checklist_code_for, edit_checklist,
                                 read_builtin_checklists, validate_checklist)
 from gisgrid.crs import DEFAULT_SRID
 from gisgrid.db.engine import storage_srid
-from gisgrid.db.grids import read_grids
+from gisgrid.db.grids import like_prefix, read_grids
 from gisgrid.errors import Conflict, GisgridError, InputError, NotFound
 from gisgrid.levels import Level
 from gisgrid.patrols import (DEFAULT_BUFFER_M, DONE_RESULTS, DailyPlan, ItemResult, OpenTask,
@@ -101,8 +101,7 @@ def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
     if under is None:
         return "TRUE", {}
     path = read_grid(conn, under, field_name="--under").path
-    escaped = path.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return _UNDER, {"under_path": path, "under_like": escaped + ".%"}
+    return _UNDER, {"under_path": path, "under_like": like_prefix(path + ".")}
 
 
 def _array(values: Iterable) -> str:

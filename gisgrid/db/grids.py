@@ -160,7 +160,7 @@ def read_grids(conn: sa.Connection, *, level: int | None = None, code: str | Non
     if under is not None:
         root = _path_of(conn, under, at)
         conditions.append(f"({alias}.path = :root OR {alias}.path LIKE :below ESCAPE '\\')")
-        params.update(root=root, below=_like_prefix(root + "."))
+        params.update(root=root, below=like_prefix(root + "."))
     where = "".join(f" AND {c}" for c in conditions)
     rows = conn.execute(sa.text(f"{source}{where} ORDER BY {alias}.path"), params).all()
     return _grid_frame(rows, srid)
@@ -284,7 +284,7 @@ def _version_changed_grids(conn: sa.Connection, now: datetime, srid: int) -> Non
         conn.execute(sa.text("""
             UPDATE grid SET path = :new || substr(path, length(:old) + 1), updated_at = :now
             WHERE valid_to IS NULL AND path LIKE :below ESCAPE '\\'"""),
-            {"old": old, "new": new, "below": _like_prefix(old + "."), "now": now})
+            {"old": old, "new": new, "below": like_prefix(old + "."), "now": now})
 
 
 def _insert_new_grids(conn: sa.Connection, now: datetime, srid: int) -> None:
@@ -329,8 +329,12 @@ def _grid_frame(rows, srid: int) -> gpd.GeoDataFrame:
                             crs=srid).rename_geometry(GEOMETRY_COLUMN)
 
 
-def _like_prefix(prefix: str) -> str:
-    """A LIKE pattern matching strings that start with ``prefix`` (wildcards escaped)."""
+def like_prefix(prefix: str) -> str:
+    """A LIKE pattern (``ESCAPE '\\'``) matching strings that start with ``prefix``.
+
+    >>> like_prefix("4212_81.")
+    '4212\\\\_81.%'
+    """
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return escaped + "%"
 
