@@ -111,27 +111,33 @@ def write_layer(frame: gpd.GeoDataFrame, path: str | os.PathLike, *,
     -------
     Path
         The path written.
+
+    Raises
+    ------
+    InputError
+        Unknown suffix, no CRS, or the file cannot be written (the reason is given).
     """
     path = Path(path)
     driver = format_for(path)
     if frame.crs is None:
         raise InputError(f"refusing to write {str(path)!r}: the layer has no CRS")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if driver is None:
-        frame.to_parquet(path, index=False)
-        return path
-    _remove_single_layer_file(path, driver)
-    kwargs = {"layer": layer or path.stem} if driver == "GPKG" else {}
-    if driver == "ESRI Shapefile":
-        kwargs["encoding"] = "UTF-8"
-    with warnings.catch_warnings():
-        # GDAL warns when it truncates Shapefile field names; that is documented above.
-        warnings.filterwarnings("ignore", message=".*truncated.*", category=RuntimeWarning)
-        warnings.filterwarnings("ignore", message=".*Normalized/laundered.*")
-        try:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if driver is None:
+            frame.to_parquet(path, index=False)
+            return path
+        _remove_single_layer_file(path, driver)
+        kwargs = {"layer": layer or path.stem} if driver == "GPKG" else {}
+        if driver == "ESRI Shapefile":
+            kwargs["encoding"] = "UTF-8"
+        with warnings.catch_warnings():
+            # GDAL warns when it truncates Shapefile field names; that is documented above.
+            warnings.filterwarnings("ignore", message=".*truncated.*", category=RuntimeWarning)
+            warnings.filterwarnings("ignore", message=".*Normalized/laundered.*")
             pyogrio.write_dataframe(frame, path, driver=driver, **kwargs)
-        except pyogrio.errors.DataSourceError as exc:
-            raise InputError(f"cannot write {str(path)!r}: {exc}") from exc
+    except (OSError, pyogrio.errors.DataSourceError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise InputError(f"cannot write {str(path)!r}: {reason}") from exc
     return path
 
 

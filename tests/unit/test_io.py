@@ -139,3 +139,12 @@ def test_layer_without_crs_is_not_written(tmp_path):
 
 def test_format_for_zipped_shapefile():
     assert format_for("grids.shp.zip") == "ESRI Shapefile"
+
+
+@pytest.mark.parametrize("suffix", ["geojson", "parquet"])
+def test_an_unwritable_path_is_an_input_error_naming_it(tmp_path, suffix):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    target = blocker / f"grids.{suffix}"
+    with pytest.raises(InputError, match=f"cannot write '{target}'"):
+        write_layer(make_layer(n=1), target)
