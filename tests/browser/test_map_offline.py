@@ -127,10 +127,11 @@ def test_self_contained_report_renders_with_no_external_request(offline_page, tm
     page = offline_page
     page.goto(write_report(tmp_path, "zh").as_uri())
     page.wait_for_function("() => window.L !== undefined && "
-                           "document.querySelectorAll('path.leaflet-interactive').length >= 5")
+                           "document.querySelectorAll('path.leaflet-interactive').length >= 6")
 
     assert page.evaluate("L.version") == "1.9.4"
-    assert page.locator("path.leaflet-interactive").count() == 5  # 4 grids + 1 gap
+    # 4 grids + the gap + the gap's dot (a circle marker is a path too)
+    assert page.locator("path.leaflet-interactive").count() == 6
     assert page.locator(".gisgrid-legend").count() == 2
     legends = "\n".join(page.locator(".gisgrid-legend").all_inner_texts())
     assert "四级网格（基础网格）" in legends and "空隙（盲区） (1)" in legends
@@ -183,3 +184,16 @@ def test_the_guard_catches_a_cdn_map(offline_page, tmp_path):
     offline_page.goto(path.as_uri())
 
     assert any("cdn.jsdelivr.net" in url for url in offline_page.external)
+
+
+def test_gap_dot_opens_the_gap_popup(offline_page, tmp_path):
+    page = offline_page
+    page.goto(write_report(tmp_path, "en").as_uri())
+    dot = "path.leaflet-interactive[fill='#e31a1c'][stroke='#ffffff']"
+    page.wait_for_selector(dot)
+
+    page.locator(dot).click(force=True)
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for()
+
+    assert "Gap" in popup.inner_text() and "Area (m²)" in popup.inner_text()
