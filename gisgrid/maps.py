@@ -404,6 +404,7 @@ _LEGEND_CSS = """<style>
   "Noto Sans CJK SC", sans-serif; max-width: 260px;}
 .gisgrid-legend-title {font-weight: bold; margin-bottom: 4px;}
 .gisgrid-title {font-weight: bold; font-size: 15px;}
+path.leaflet-interactive:focus {outline: none;}
 .gisgrid-legend-row {display: flex; align-items: center; gap: 6px;}
 .gisgrid-legend-swatch {display: inline-block; width: 18px; height: 12px; flex: none;}
 .gisgrid-popup th {text-align: left; padding-right: 8px; white-space: nowrap; color: #555;}
