@@ -7,7 +7,7 @@ Chibi (113.6-114.2E, 29.5-29.9N), EPSG:4490:
    geopandas.sjoin(predicate="within") vs shapely STRtree.query, in memory;
 2. a plain PostGIS ``ST_Contains`` join (the planner's default plan) on a sample;
 3. end to end: ``gisgrid ingest points FILE`` (a subprocess) from CSV and Parquet into
-   ``gps_point`` of an embedded PostgreSQL (default configuration), points/s and peak RSS for
+   ``gps_point`` of an embedded PostgreSQL (gisgrid's configuration), points/s and peak RSS for
    two file sizes (memory must not grow with the file);
 4. the server's own rate: binary COPY of ready rows from memory into a new month's
    partition, then its primary key and indexes built and the partition attached (what a
@@ -285,10 +285,11 @@ def run_ingest(engine, url: str, path: Path, home: Path) -> dict:
         raise RuntimeError(f"ingest of {path} failed: {out}")
     with engine.connect() as conn:
         stored = count_points(conn)
-    rate = re.search(r"\(([\d,]+) points/s\)", out)
+    rate = re.search(r"\(([\d,]+) points/s; indexes ([\d.]+) s\)", out)
     return {"file": path.name, "bytes": path.stat().st_size, "rows": stored,
             "wall_s": wall, "wall_pts_per_s": stored / wall,
             "command_pts_per_s": float(rate.group(1).replace(",", "")) if rate else None,
+            "index_s": float(rate.group(2)) if rate else None,
             "peak_rss_mb": peak_kb / 1024}
 
 

@@ -104,6 +104,7 @@ class IngestSummary:
     rows: int
     outside: int
     seconds: float
+    index_seconds: float = 0.0  # of ``seconds``: indexes built after the COPY
 
     @property
     def rate(self) -> float:
@@ -202,7 +203,8 @@ def ingest_points(
                 progress(len(chunk))
         # leaving the block ends the COPY, then indexes and attaches new partitions
     return IngestSummary(rows=load.rows, outside=outside,
-                         seconds=time.perf_counter() - started)
+                         seconds=time.perf_counter() - started,
+                         index_seconds=load.index_seconds)
 
 
 def count_rows_hint(path: str | Path, file_format: str | None = None) -> int | None:

@@ -61,4 +61,4 @@ def points(file: Path, chunk_size: int, file_format: str | None, timezone: str,
                                     progress=bar.update)
     click.echo(f"stored {summary.rows} points from {file.name} "
                f"({summary.outside} outside every grid) in {summary.seconds:.1f} s "
-               f"({summary.rate:,.0f} points/s)")
+               f"({summary.rate:,.0f} points/s; indexes {summary.index_seconds:.1f} s)")

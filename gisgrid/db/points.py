@@ -15,6 +15,7 @@ from __future__ import annotations
 import queue
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -252,6 +253,8 @@ class PointLoad:
                                          {"s": self._sequence}).scalar_one())
         self.first_id = self._next_id
         self.rows = 0
+        #: Seconds spent building indexes and attaching partitions after the COPY.
+        self.index_seconds = 0.0
         self._sender: _Sender | None = None
 
     @property
@@ -330,6 +333,7 @@ class PointLoad:
         pending = [t for t in self._tables.values() if t.finish]
         if not pending:
             return
+        started = time.perf_counter()
         primary_key, indexes = _parent_index_definitions(self._conn)
         self._conn.execute(sa.text("SET LOCAL maintenance_work_mem = '512MB'"))
         for table in pending:
@@ -342,6 +346,7 @@ class PointLoad:
             self._conn.execute(sa.text(
                 f"ALTER TABLE gps_point ATTACH PARTITION {quoted} "
                 f"FOR VALUES FROM ('{low}') TO ('{high}')"))
+        self.index_seconds = time.perf_counter() - started
 
 
 @contextmanager
