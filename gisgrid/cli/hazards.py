@@ -56,7 +56,14 @@ def _local(value: datetime | None) -> str:
     return value.astimezone(CHINA_TZ).strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-def _summary(hazard, now: datetime) -> str:
+def _routed_codes(conn, hazards) -> dict[int, str]:
+    from gisgrid.db.grids import read_codes_of
+
+    return read_codes_of(conn, [h.routed_to_grid_id for h in hazards])
+
+
+def _summary(hazard, now: datetime, codes: dict[int, str]) -> str:
+    """One line per hazard; ``codes`` names the grid it is routed to (:func:`_routed_codes`)."""
     state = State(hazard.state)
     flags = []
     if hazard.major:
@@ -67,7 +74,7 @@ def _summary(hazard, now: datetime) -> str:
         flags.append("网格外 outside grids")
     if hazard.duplicate_of_id:
         flags.append(f"重复 duplicate of #{hazard.duplicate_of_id}")
-    routed = hazard.routed_to_grid_id if hazard.routed_to_grid_id is not None else "-"
+    routed = codes.get(hazard.routed_to_grid_id, hazard.routed_to_grid_id or "-")
     return (f"#{hazard.id}  {state.label}  {hazard.category}  "
             f"reported {_local(hazard.reported_at)}  due {_local(hazard.due_at)}  "
             f"routed to grid {routed}" + (f"  [{', '.join(flags)}]" if flags else ""))
@@ -122,11 +129,12 @@ def report(lon, lat, category, description, major, client_uuid, photos, reporter
                          reporter_id=reporter_id, unit_id=unit_id, item_code=item_code,
                          photos=tuple(photos)),
             actor=actor or _default_actor(), photo_dir=default_photo_dir(settings.home))
+        codes = _routed_codes(conn, [hazard])
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
     now = datetime.now(timezone.utc)
     verb = "recorded" if hazard.created else "already recorded (same uuid), unchanged"
-    lines = [f"hazard {verb}: {_summary(hazard, now)}", f"uuid {hazard.client_uuid}"]
+    lines = [f"hazard {verb}: {_summary(hazard, now, codes)}", f"uuid {hazard.client_uuid}"]
     lines += [f"possible duplicate: #{c.hazard_id} ({c.reason}, {c.distance_m:g} m)"
               for c in hazard.duplicates]
     _emit(hazard.to_dict(), "\n".join(lines), fmt)
@@ -156,7 +164,8 @@ def advance(hazard_id, action, actor, role, note, at, extend_workdays, fmt) -> N
     with transaction as conn:
         hazard = advance_hazard(conn, hazard_id, action, actor=actor, role=role, note=note,
                                 at=_parse_time(at, "at"), extend_workdays=extend_workdays)
-    _emit(hazard.to_dict(), _summary(hazard, datetime.now(timezone.utc)), fmt)
+        codes = _routed_codes(conn, [hazard])
+    _emit(hazard.to_dict(), _summary(hazard, datetime.now(timezone.utc), codes), fmt)
 
 
 @hazards.command("list")
@@ -179,7 +188,8 @@ def list_(state, overdue, under, limit, fmt) -> None:
         grid_id = read_grid(conn, under, field_name="--under").id if under else None
         found = list_hazards(conn, state=state, under=grid_id,
                              overdue=True if overdue else None, now=now, limit=limit)
-    text = "\n".join(_summary(h, now) for h in found) or "no hazards"
+        codes = _routed_codes(conn, found)
+    text = "\n".join(_summary(h, now, codes) for h in found) or "no hazards"
     _emit([h.to_dict() for h in found], text, fmt)
 
 
@@ -197,8 +207,9 @@ def show(hazard_id, fmt) -> None:
         hazard = read_hazard(conn, hazard_id)
         hazard = replace(hazard, duplicates=tuple(find_duplicates(conn, hazard)))
         events, photos = read_events(conn, hazard_id), read_photos(conn, hazard_id)
+        codes = _routed_codes(conn, [hazard])
     now = datetime.now(timezone.utc)
-    lines = [_summary(hazard, now), f"  {hazard.description}",
+    lines = [_summary(hazard, now, codes), f"  {hazard.description}",
              f"  at {hazard.lon:.7f}, {hazard.lat:.7f}  uuid {hazard.client_uuid}", "history:"]
     for e in events:
         source = e.from_state.label if e.from_state else "-"

@@ -166,6 +166,15 @@ def read_grids(conn: sa.Connection, *, level: int | None = None, code: str | Non
     return _grid_frame(rows, srid)
 
 
+def read_codes_of(conn: sa.Connection, grid_ids) -> dict[int, str]:
+    """Code of each grid id (any version: a retired grid keeps its code)."""
+    ids = sorted({int(i) for i in grid_ids if i is not None})
+    if not ids:
+        return {}
+    rows = conn.execute(sa.text("SELECT id, code FROM grid WHERE id = ANY(:ids)"), {"ids": ids})
+    return {int(grid_id): code for grid_id, code in rows}
+
+
 def known_codes(conn: sa.Connection, level: int) -> set[str]:
     """Codes of the current grids of ``level``."""
     rows = conn.execute(sa.text(

@@ -238,3 +238,5 @@ def test_hazards_list_under_takes_a_grid_code(gisgrid):
         assert (hazard_id in [h["id"] for h in json.loads(out)]) is listed, under
     code, _, err = gisgrid("hazards", "list", "--under", "NOPE")
     assert code == 2 and "--under: no current grid with code 'NOPE'" in err
+    code, out, _ = gisgrid("hazards", "list", "--under", "FV-1")
+    assert f"#{hazard_id} " in out and "routed to grid FV\n" in out  # the code, not an id
