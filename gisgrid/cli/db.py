@@ -30,10 +30,11 @@ def db() -> None:
 
 def _external_note(settings: Settings) -> str:
     return ("the database is external (GISGRID_DATABASE_URL = "
-            f"{_hide_password(settings.database_url)})")
+            f"{hide_password(settings.database_url)})")
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """``url`` with its password masked (for anything printed)."""
     return sa.make_url(url).render_as_string(hide_password=True)
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from datetime import date
 from pathlib import Path
 
 import click
 
+from gisgrid.cli.db import hide_password
 from gisgrid.config import Settings
 
 
@@ -53,6 +53,7 @@ def _print_summary(outcome, settings: Settings) -> None:
                                                   outcome.field_counts.items()))
     lines += ["", "Where to look:"]
     lines += [f"  {path.resolve()}" for path in outcome.files]
-    where = settings.database_url or f"embedded PostGIS under {settings.home} (gisgrid db url)"
+    where = (hide_password(settings.database_url) if settings.database_url
+             else f"embedded PostGIS under {settings.home} (gisgrid db url)")
     lines += [f"  database: {where}", "  web app: gisgrid serve  (or gisgrid demo without --no-serve)"]
     click.echo("\n".join(lines))
