@@ -59,6 +59,24 @@ def field_tree_writer():
     return write_field_tree
 
 
+@pytest.fixture(scope="session")
+def migrated_database(make_database):
+    """Factory: ``migrated_database(name, write=None)`` -> URL of a new database migrated to
+    head, with ``write(connection)`` committed in it (for tests of commands that commit)."""
+    from gisgrid.db import migrate
+
+    def make(name: str, write=None) -> str:
+        url = make_database(name)
+        migrate.upgrade(url)
+        if write is not None:
+            engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+            with engine.begin() as connection:
+                write(connection)
+            engine.dispose()
+        return url
+    return make
+
+
 @pytest.fixture
 def field_grids(conn) -> dict[str, int]:
     """The field grid tree inside the test's rolled-back transaction; ids by name."""

@@ -16,16 +16,8 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture(scope="module")
-def field_url(make_database, field_tree_writer):
-    from gisgrid.db import migrate
-
-    url = make_database("field_cli")
-    migrate.upgrade(url)
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-    with engine.begin() as connection:
-        field_tree_writer(connection)
-    engine.dispose()
-    return url
+def field_url(migrated_database, field_tree_writer):
+    return migrated_database("field_cli", field_tree_writer)
 
 
 @pytest.fixture

@@ -24,15 +24,12 @@ pytestmark = pytest.mark.db
 
 
 @pytest.fixture(scope="module")
-def engine_here(make_database, field_tree_writer):
-    from gisgrid.db import migrate
-
-    url = make_database("field_concurrency")
-    migrate.upgrade(url)
-    engine = sa.create_engine(url)
-    with engine.begin() as connection:
+def engine_here(migrated_database, field_tree_writer):
+    def write(connection):
         field_tree_writer(connection)
         field.load_builtin_checklists(connection)
+
+    engine = sa.create_engine(migrated_database("field_concurrency", write))
     yield engine
     engine.dispose()
 
