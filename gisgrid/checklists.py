@@ -112,7 +112,9 @@ def validate_checklist(data: Mapping, *, where: str = "checklist") -> Checklist:
         raw_items = []
     prefix = _ITEM_CODE_PREFIX.get(code, "")
     for n, raw in enumerate(raw_items, start=1):
-        item, item_problems = _validate_item(raw, f"{where} item {n}", prefix)
+        named = raw.get("code") if isinstance(raw, Mapping) else None
+        label = f"{where} item {n}" + (f" ({named})" if isinstance(named, str) else "")
+        item, item_problems = _validate_item(raw, label, prefix)
         problems.extend(item_problems)
         if item is not None:
             items.append(item)

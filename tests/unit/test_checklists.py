@@ -136,7 +136,7 @@ def test_validation_names_item_and_field(builtin):
         validate_checklist(data)
     details = caught.value.details
     assert any("item 3" in d and "item_kind" in d for d in details)
-    assert any("item 5" in d and "due_workdays" in d for d in details)
+    assert any("item 5 (C05): due_workdays 0" in d for d in details)  # named by its code
     assert any("item 6" in d and "V06" in d for d in details)
     assert any("item 7" in d and "text_zh" in d for d in details)
 
