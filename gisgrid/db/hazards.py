@@ -216,12 +216,14 @@ def record_hazard(
     Raises
     ------
     InputError
-        A bad field (each one named), or photos given without ``photo_dir``.
+        A bad field (each one named; a ``reporter_id`` or ``unit_id`` naming no row too), or
+        photos given without ``photo_dir``.
     Conflict
         ``client_uuid`` already used by a report with different content.
     """
     time_given = report.reported_at is not None
     report, contents = validate_report(report, now=now)
+    _check_references(conn, report)
     first = first_event(actor=actor, at=report.reported_at)
     item_id, item_due = _resolve_item(conn, report)
     report = replace(report, category_item_id=item_id)
@@ -273,6 +275,19 @@ def record_hazard(
                "bytes": photo.bytes})
     record = read_hazard(conn, hazard_id)
     return _with_duplicates(conn, record)
+
+
+def _check_references(conn: sa.Connection, report: HazardReport) -> None:
+    """:class:`InputError` naming ``reporter_id`` / ``unit_id`` when they name no row."""
+    problems = []
+    for field_name, table, noun, value in (("reporter_id", "person", "person", report.reporter_id),
+                                           ("unit_id", "unit", "business unit", report.unit_id)):
+        if value is not None and conn.execute(
+                sa.text(f"SELECT 1 FROM {table} WHERE id = :id"), {"id": value}).first() is None:
+            problems.append(f"{field_name}: no {noun} with id {value}")
+    if problems:
+        noun = "field" if len(problems) == 1 else "fields"
+        raise InputError(f"hazard report refused: {len(problems)} bad {noun}", problems)
 
 
 def _insert_event(conn: sa.Connection, hazard_id: int, event: HazardEvent) -> None:

@@ -141,6 +141,13 @@ def test_resubmission_without_a_time_is_idempotent(conn, grids, tmp_path):
                       actor="x", now=NOW + timedelta(minutes=5))
 
 
+def test_unknown_reporter_and_unit_are_named_fields(conn, grids, tmp_path):
+    with pytest.raises(InputError) as err:
+        record(conn, tmp_path, reporter_id=10**12, unit_id=10**12 + 1)
+    assert err.value.details == [f"reporter_id: no person with id {10**12}",
+                                 f"unit_id: no business unit with id {10**12 + 1}"]
+
+
 def test_photos_are_files_with_checksums(conn, grids, tmp_path):
     hazard = record(conn, tmp_path, photos=(PNG, PNG))
     (photo,) = read_photos(conn, hazard.id)

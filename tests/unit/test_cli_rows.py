@@ -6,8 +6,8 @@ from gisgrid.cli.checklists import echo_rows
 
 
 def test_columns_line_up_with_wide_characters(capsys):
-    echo_rows([{"id": 1, "name": "赤壁测试厂", "kind": "x"}, {"id": 22, "name": "ab", "kind": None}],
-              ["id", "name", "kind"], "text")
+    rows = [{"id": 1, "name": "赤壁测试厂", "kind": "x"}, {"id": 22, "name": "ab", "kind": None}]
+    echo_rows(rows, ["id", "name", "kind"], "text")
     lines = capsys.readouterr().out.splitlines()
     assert lines == ["id  name        kind",
                      "1   赤壁测试厂  x",
