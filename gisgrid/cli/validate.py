@@ -178,11 +178,9 @@ def _validate_db(*, level, code, min_area, sliver_width) -> CoverageReport:
     from gisgrid.db.engine import get_engine
     from gisgrid.db.findings import validate_stored
 
-    settings = Settings.from_env()
-    engine = get_engine(settings)
-    with engine.begin() as conn:
+    with get_engine(Settings.from_env()).begin() as conn:
         run_id, report = validate_stored(conn, level=level, code=code, min_area=min_area,
-                                         sliver_width=sliver_width, settings=settings)
+                                         sliver_width=sliver_width)
     click.echo(f"validation run {run_id} stored", err=True)
     return report
 

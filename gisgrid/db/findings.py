@@ -18,7 +18,6 @@ import json
 import shapely
 import sqlalchemy as sa
 
-from gisgrid.config import Settings
 from gisgrid.coverage import checks
 from gisgrid.coverage.hierarchy import validate_hierarchy
 from gisgrid.coverage.repair import RepairProposal, propose_hierarchy_repair, propose_repair
@@ -73,13 +72,11 @@ def standing_exceptions(conn: sa.Connection) -> set[str]:
 def validate_stored(conn: sa.Connection, *, level: int | None = None, code: str | None = None,
                     min_area: float = checks.DEFAULT_MIN_AREA,
                     sliver_width: float = checks.DEFAULT_SLIVER_WIDTH,
-                    settings: Settings | None = None, actor: str | None = None
-                    ) -> tuple[int, CoverageReport]:
+                    actor: str | None = None) -> tuple[int, CoverageReport]:
     """Validate the stored hierarchy (or part of it) and store the run and its findings.
 
     Returns the run id and the report; each finding's ``id`` becomes its row id.
     """
-    del settings  # the connection already names the database
     frames = read_hierarchy(conn, level=level, code=code)
     report = validate_hierarchy(frames, min_area=min_area, sliver_width=sliver_width,
                                 accepted=standing_exceptions(conn))
