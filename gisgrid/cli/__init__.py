@@ -6,7 +6,9 @@ The CLI only parses input, calls the core and presents the result. Every
 
 from __future__ import annotations
 
+import getpass
 import importlib
+import os
 import sys
 
 import click
@@ -43,6 +45,11 @@ def _register() -> None:
     for module_name, attr in COMMANDS.items():
         module = importlib.import_module(f"gisgrid.cli.{module_name}")
         cli.add_command(getattr(module, attr))
+
+
+def default_actor() -> str:
+    """Who is acting, for history rows and logs: ``$GISGRID_ACTOR``, else the OS login name."""
+    return os.environ.get("GISGRID_ACTOR") or getpass.getuser()
 
 
 def database_error(exc: Exception) -> GisgridError | None:

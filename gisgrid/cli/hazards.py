@@ -7,14 +7,13 @@ conflicting resubmission exits 2 with the reason.
 
 from __future__ import annotations
 
-import getpass
 import json
-import os
 import warnings
 from datetime import datetime, timezone
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.errors import InputError
 from gisgrid.hazards.calendar import CHINA_TZ, CalendarFallbackWarning, is_overdue
 from gisgrid.hazards.categories import (
@@ -34,10 +33,6 @@ def _connect():
 
     settings = Settings.from_env()
     return settings, get_engine(settings).begin()
-
-
-def _default_actor() -> str:
-    return os.environ.get("GISGRID_ACTOR") or getpass.getuser()
 
 
 def _parse_time(value: str | None, field: str) -> datetime | None:
@@ -128,7 +123,7 @@ def report(lon, lat, category, description, major, client_uuid, photos, reporter
                          reported_at=_parse_time(reported_at, "at"), major=major,
                          reporter_id=reporter_id, unit_id=unit_id, item_code=item_code,
                          photos=tuple(photos)),
-            actor=actor or _default_actor(), photo_dir=default_photo_dir(settings.home))
+            actor=actor or default_actor(), photo_dir=default_photo_dir(settings.home))
         codes = _routed_codes(conn, [hazard])
     for warning in caught:
         click.echo(f"warning: {warning.message}", err=True)
@@ -238,7 +233,7 @@ def link(hazard_id, duplicate_of, actor, note) -> None:
 
     _, transaction = _connect()
     with transaction as conn:
-        hazard = link_duplicate(conn, hazard_id, duplicate_of, actor=actor or _default_actor(),
+        hazard = link_duplicate(conn, hazard_id, duplicate_of, actor=actor or default_actor(),
                                 note=note)
     click.echo(f"hazard #{hazard.id} linked as duplicate of #{hazard.duplicate_of_id}")
 

@@ -11,11 +11,11 @@ updated as a new version (unchanged grids stay as they are).
 
 from __future__ import annotations
 
-import getpass
 from pathlib import Path
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.config import Settings
 from gisgrid.errors import InputError
 from gisgrid.levels import ALL_KINDS
@@ -50,7 +50,8 @@ def import_group() -> None:
               help="Repair invalid geometries (self-intersections) instead of refusing them; "
                    "every repair is listed.")
 @click.option("--actor", default=None,
-              help="Who is importing, recorded in the grid history [default: login name].")
+              help="Who is importing, recorded in the grid history [default: $GISGRID_ACTOR, "
+                   "else the login name].")
 @click.option("--reason", default=None, help="Why, recorded in the grid history.")
 def import_grids(file: Path, level: int, code_field: str, name_field: str | None,
                  parent_field: str, kind: str | None, org_field: str | None, layer: str | None,
@@ -74,7 +75,7 @@ def import_grids(file: Path, level: int, code_field: str, name_field: str | None
             codes_at_other_levels=codes_by_level(conn, except_level=level),
             repair=repair, progress=progress)
         stored_before = known_codes(conn, level)
-        ids = write_grids(conn, prepared, actor=actor or getpass.getuser(), change="import",
+        ids = write_grids(conn, prepared, actor=actor or default_actor(), change="import",
                           reason=reason, progress=progress)
     if prepared.repairs:
         click.echo(f"repaired {len(prepared.repairs)} invalid geometr"

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.coverage.repair import DEFAULT_MAX_GAP_WIDTH, RepairProposal, propose_repair
 from gisgrid.errors import InputError
 
@@ -92,4 +93,4 @@ def _repair_db(*, level, apply, **options):
 
     engine = get_engine(Settings.from_env())
     with engine.begin() as conn:
-        return repair_stored(conn, level=level, apply=apply, **options)
+        return repair_stored(conn, level=level, apply=apply, actor=default_actor(), **options)

@@ -9,12 +9,12 @@ Exit status: 0 clean, 1 findings, 2 unusable input (the reason on stderr).
 
 from __future__ import annotations
 
-import getpass
 import json
 from pathlib import Path
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.coverage import checks
 from gisgrid.coverage.hierarchy import validate_level
 from gisgrid.coverage.report import CoverageReport
@@ -180,7 +180,7 @@ def _validate_db(*, level, code, min_area, sliver_width) -> CoverageReport:
 
     with get_engine(Settings.from_env()).begin() as conn:
         run_id, report = validate_stored(conn, level=level, code=code, min_area=min_area,
-                                         sliver_width=sliver_width)
+                                         sliver_width=sliver_width, actor=default_actor())
     click.echo(f"validation run {run_id} stored", err=True)
     return report
 
@@ -200,7 +200,7 @@ def _stored_context(report: CoverageReport, code: str | None):
 @validate.command("accept")
 @click.argument("finding_id")
 @click.option("--reason", required=True, help="Why this finding is acceptable.")
-@click.option("--reviewer", default=None, help="Who accepts it (default: the OS user).")
+@click.option("--reviewer", default=None, help="Who accepts it (default: $GISGRID_ACTOR, else the OS user).")
 def accept(finding_id, reason, reviewer) -> None:
     """Accept a stored finding as an exception: reported apart, not counted as a failure."""
     from gisgrid.config import Settings
@@ -209,7 +209,7 @@ def accept(finding_id, reason, reviewer) -> None:
 
     if not reason.strip():
         raise InputError("--reason must not be empty")
-    reviewer = reviewer or getpass.getuser()
+    reviewer = reviewer or default_actor()
     engine = get_engine(Settings.from_env())
     with engine.begin() as conn:
         exception_id = accept_finding(conn, finding_id, reason=reason, reviewer=reviewer)

@@ -337,3 +337,14 @@ def test_large_file_shows_progress_on_stderr(gisgrid, cli_engine, tmp_path):
     assert "preparing grids" in err and "writing grids" in err
     assert f"imported {n} level-1 grids" in out
     assert len(stored(cli_engine, level=1)) == n
+
+
+def test_the_grid_history_records_gisgrid_actor(gisgrid, cli_engine, tmp_path, monkeypatch):
+    monkeypatch.setenv("GISGRID_ACTOR", "规划员甲")
+    path = write_geojson(tmp_path / "city.geojson", [
+        feature({"code": "421281", "name": "赤壁市"}, CITY)])
+    status, _, err = gisgrid("import", "grids", path, "--level", 1)
+    assert status == 0, err
+    with cli_engine.connect() as conn:
+        actors = conn.execute(sa.text("SELECT DISTINCT actor FROM grid_history")).scalars().all()
+    assert actors == ["规划员甲"]
