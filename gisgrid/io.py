@@ -141,6 +141,23 @@ def write_layer(frame: gpd.GeoDataFrame, path: str | os.PathLike, *,
     return path
 
 
+def write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path``, creating its folder; a report or a diff.
+
+    Raises
+    ------
+    InputError
+        The file cannot be written (the reason is given).
+    """
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {str(path)!r}: {exc.strerror or exc}") from exc
+    return path
+
+
 def list_layers(path: str | os.PathLike) -> list[str]:
     """Names of the layers in a vector file (one name for single-layer formats)."""
     path = Path(path)

@@ -11,7 +11,6 @@ The proposal never changes anything by itself: on files it writes the diff (and,
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -81,7 +80,9 @@ def repair(file, parents_file, code_field, parent_field, max_gap_width, priority
             write_layer(proposal.children, write_fixed)
     text = json.dumps(diff, ensure_ascii=False)
     if output:
-        Path(output).write_text(text + "\n", encoding="utf-8")
+        from gisgrid.io import write_text
+
+        write_text(output, text + "\n")
     elif not use_db:
         click.echo(text)
 

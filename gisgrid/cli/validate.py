@@ -10,7 +10,6 @@ Exit status: 0 clean, 1 findings, 2 unusable input (the reason on stderr).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import click
 
@@ -99,7 +98,9 @@ def context_frame(children, parents, report: CoverageReport, *, code_field: str,
 def emit(text: str, output: str | None) -> None:
     """Write ``text`` to ``output`` or stdout."""
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        from gisgrid.io import write_text
+
+        write_text(output, text)
     else:
         click.echo(text, nl=False)
 

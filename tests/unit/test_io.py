@@ -148,3 +148,13 @@ def test_an_unwritable_path_is_an_input_error_naming_it(tmp_path, suffix):
     target = blocker / f"grids.{suffix}"
     with pytest.raises(InputError, match=f"cannot write '{target}'"):
         write_layer(make_layer(n=1), target)
+
+
+def test_write_text_names_an_unwritable_path(tmp_path):
+    from gisgrid.io import write_text
+
+    assert write_text(tmp_path / "new" / "r.json", "{}").read_text(encoding="utf-8") == "{}"
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    with pytest.raises(InputError, match="cannot write"):
+        write_text(blocker / "r.json", "{}")
