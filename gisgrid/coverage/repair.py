@@ -443,7 +443,7 @@ def _actions(original, fixed, new, grid) -> list[str]:
         if not shapely.is_empty(fixed):
             actions.append("removed")
         return actions
-    if shapely.equals_exact(shapely.normalize(new), shapely.normalize(fixed), 0.0):
+    if same_vertices_key(new) == same_vertices_key(fixed):
         return actions
     snapped = shapely.set_precision(fixed, grid)
     diff = shapely.symmetric_difference(snapped, new)
@@ -452,3 +452,13 @@ def _actions(original, fixed, new, grid) -> list[str]:
     else:
         actions.append("reshaped")
     return actions
+
+
+def same_vertices_key(geom) -> bytes | None:
+    """A key equal for two polygonal geometries with the same vertices, whatever their ring
+    order, start point or Polygon/MultiPolygon wrapping (one-part MultiPolygons are stored)."""
+    if geom is None:
+        return None
+    if shapely.get_type_id(geom) == 3:  # Polygon
+        geom = shapely.multipolygons([geom])
+    return shapely.to_wkb(shapely.normalize(geom))

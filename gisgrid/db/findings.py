@@ -15,12 +15,14 @@ from __future__ import annotations
 import getpass
 import json
 
+import numpy as np
 import shapely
 import sqlalchemy as sa
 
 from gisgrid.coverage import checks
 from gisgrid.coverage.hierarchy import validate_hierarchy
-from gisgrid.coverage.repair import RepairProposal, propose_hierarchy_repair, propose_repair
+from gisgrid.coverage.repair import (RepairProposal, propose_hierarchy_repair, propose_repair,
+                                     same_vertices_key)
 from gisgrid.coverage.report import CoverageReport, Finding
 from gisgrid.db.engine import storage_srid
 from gisgrid.db.grids import read_grids, write_grids
@@ -186,12 +188,24 @@ def repair_stored(conn: sa.Connection, *, level: int | None = None, apply: bool 
             raise InputError("the repair would empty grids; retire them first, nothing written",
                              emptied)
         for lvl in sorted(proposals):
-            frame = proposals[lvl].children
+            frame = _changed_grids(proposals[lvl].children, frames[lvl])
+            if frame.empty:
+                continue
             prepared = prepare_grids(frame[["code", "name", "level", "kind", "parent_code", "org",
                                             frame.geometry.name]], lvl, storage_crs=srid)
             write_grids(conn, prepared, actor=actor or getpass.getuser(), change="repair",
                         reason="gisgrid repair --apply")
     return proposals
+
+
+def _changed_grids(proposed, stored):
+    """The rows of ``proposed`` whose geometry differs from the stored one, vertex for vertex
+    (a node added on a shared edge counts: the neighbours must keep identical vertices). Only
+    those get a new version, so a repair leaves the grids it does not touch alone."""
+    before = {code: same_vertices_key(g) for code, g in zip(stored["code"], stored.geometry.values)}
+    same = [before.get(code) is not None and same_vertices_key(geom) == before[code]
+            for code, geom in zip(proposed["code"], proposed.geometry.values)]
+    return proposed[~np.asarray(same, dtype=bool)]
 
 
 __all__ = ["accept_finding", "current_versions", "read_hierarchy", "record_run",

@@ -96,3 +96,23 @@ def test_repair_apply_then_validate_is_clean(conn, stored):
     assert history > 0
     _, report = validate_stored(conn)
     assert report.valid, report.to_text("en")
+
+
+def test_repair_apply_versions_only_the_grids_it_changes(conn):
+    """The demo city (two injected defects among 1,500 base grids) repaired in the store: the
+    few grids around the defects get a new version, every other grid keeps its version, and the
+    stored hierarchy validates clean."""
+    from gisgrid.demo.city import build_demo_city
+    from gisgrid.demo.run import load_city
+
+    load_city(conn, build_demo_city())
+    proposals = repair_stored(conn, apply=True, actor="test")
+    changed = {c.code for p in proposals.values() for c in p.changed}
+    assert 0 < len(changed) < 20
+    repaired = set(conn.execute(sa.text(
+        "SELECT code FROM grid_history WHERE change = 'repair'")).scalars())
+    assert repaired == changed
+    assert conn.execute(sa.text(
+        "SELECT count(*) FROM grid WHERE version > 1")).scalar_one() == len(changed)
+    _, report = validate_stored(conn, actor="test")
+    assert report.summary()["valid"], report.summary()
