@@ -7,17 +7,17 @@ temporary directory, with the plan's checklists and one grid worker per base gri
 by day (plans in one transaction, then the day's patrols and coverage in another, as a loader
 would run the commands):
 
-* ``plans``     ``field.build_plans(conn, day)`` for every base grid (with carry-over)
+* ``plans``     ``db.patrols.build_plans(conn, day)`` for every base grid (with carry-over)
 * ``parse``     ``patrols.parse_submission`` of the day's submissions (JSON-like dicts)
-* ``patrols``   ``field.record_patrols(conn, submissions)`` (~90% of the grids patrolled,
+* ``patrols``   ``db.patrols.record_patrols(conn, submissions)`` (~90% of the grids patrolled,
                 ~50-vertex tracks, 5% of the items not checked, 3% entered the next day)
-* ``coverage``  ``field.record_patrol_coverage(conn, day)`` for the base grids
+* ``coverage``  ``db.patrols.record_patrol_coverage(conn, day)`` for the base grids
 
 Baselines, measured in the same run on the next ``--baseline-days`` days (rolled back), after
-the month is in the database: plans grid by grid (``field.ensure_plan`` per grid) and patrols
-one by one (``field.record_patrol``) against the batch functions on the same days; coverage
-in PostGIS (``ST_Buffer`` in the metric CRS, ``ST_Intersection`` with ``ST_Union`` per grid)
-against the vectorised shapely path.
+the month is in the database: plans grid by grid (``db.patrols.ensure_plan`` per grid) and
+patrols one by one (``db.patrols.record_patrol``) against the batch functions on the same
+days; coverage in PostGIS (``ST_Buffer`` in the metric CRS, ``ST_Intersection`` with
+``ST_Union`` per grid) against the vectorised shapely path.
 
 Usage: ``python bench/bench_patrols.py [--days 30] [--grids 1500] [--baseline-days 2]``
 """
@@ -41,7 +41,11 @@ import shapely
 import sqlalchemy as sa
 
 from gisgrid.checklists import checklist_code_for, read_builtin_checklists
-from gisgrid.db import field, migrate
+from gisgrid.db import checklists as checklist_store
+from gisgrid.db import grids as grid_store
+from gisgrid.db import migrate
+from gisgrid.db import patrols as patrol_store
+from gisgrid.db import people as people_store
 from gisgrid.db.engine import storage_srid
 from gisgrid.db.grids import write_grids
 from gisgrid.db.server import EmbeddedServer
@@ -104,13 +108,13 @@ def load_city(engine, grids: int, seed: int):
         for level in Level:
             prepared = prepare_grids(city.grids[level], level, storage_crs=srid)
             write_grids(conn, prepared, actor="bench", change="create")
-        field.load_builtin_checklists(conn)
-        base = field.read_base_grids(conn)
+        checklist_store.load_builtin_checklists(conn)
+        base = grid_store.read_base_grids(conn)
         workers = {}
         for n, grid in enumerate(base):
             person = validate_person({"name": f"网格员{n}", "kind": "grid_worker",
                                       "phone": f"139{n:08d}", "employment": "part_time"})
-            workers[grid["code"]] = field.write_person(conn, person)
+            workers[grid["code"]] = people_store.write_person(conn, person)
         conn.execute(sa.text(
             "INSERT INTO assignment (person_id, grid_id, role, valid_from) "
             "SELECT p, g, 'grid_worker', :d FROM unnest(CAST(:p AS bigint[]), "
@@ -220,14 +224,14 @@ def run(url: str, args, rng) -> None:
         raw = day_submissions(day, base, workers, pools, metric_crs, rng)
         with engine.begin() as conn:  # the day's plans: one command, one transaction
             with timer("plans", conn):
-                plans = field.build_plans(conn, day)
+                plans = patrol_store.build_plans(conn, day)
         with engine.begin() as conn:  # the day's submissions and coverage
             with timer("parse", conn):
                 parsed = parse_all(raw)
             with timer("patrols", conn):
-                outcomes = field.record_patrols(conn, parsed)
+                outcomes = patrol_store.record_patrols(conn, parsed)
             with timer("coverage", conn):
-                cover = field.record_patrol_coverage(conn, day)
+                cover = patrol_store.record_patrol_coverage(conn, day)
         submissions += len(outcomes)
         print(f"{day}: {len(plans.created)} plans, {plans.carried_tasks} tasks carried, "
               f"{len(outcomes)} patrols ({sum(o.late for o in outcomes)} late), mean coverage "
@@ -266,20 +270,20 @@ def baselines(engine, args, base, workers, pools, metric_crs, rng, last: date, m
             for day in days:
                 with timer("plans"):
                     if label == "batch":
-                        field.build_plans(conn, day)
+                        patrol_store.build_plans(conn, day)
                     else:
                         checklists: dict = {}
-                        for grid in field.read_base_grids(conn):
-                            field.ensure_plan(conn, grid, day, checklists=checklists)
+                        for grid in grid_store.read_base_grids(conn):
+                            patrol_store.ensure_plan(conn, grid, day, checklists=checklists)
                 with timer("patrols"):
                     if label == "batch":
-                        field.record_patrols(conn, raws[day])
+                        patrol_store.record_patrols(conn, raws[day])
                     else:
                         for sub in raws[day]:
-                            field.record_patrol(conn, sub)
+                            patrol_store.record_patrol(conn, sub)
                 if label == "batch":
                     with timer("coverage"):
-                        shapely_share = field.record_patrol_coverage(conn, day)
+                        shapely_share = patrol_store.record_patrol_coverage(conn, day)
                     with timer("coverage in PostGIS"):
                         sql_share = coverage_in_postgis(conn, day, metric_crs.to_epsg())
                     by_id = dict(zip(shapely_share["grid_id"], shapely_share["covered_share"]))

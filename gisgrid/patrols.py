@@ -1,7 +1,7 @@
 """Daily patrol rules (日常巡查): plans with carry-over, submissions, lateness, track coverage.
 
 Pure: dataclasses, mappings and GeoSeries in, dataclasses and Series out. The store
-(:mod:`gisgrid.db.field`) reads and writes them; the CLI and the web API share these rules.
+(:mod:`gisgrid.db.patrols`) reads and writes them; the CLI and the web API share these rules.
 
 - A plan is made per base grid per day from the checklist of its village/community kind.
 - An item not done (no result, or ``not_checked``) on a day is carried into the next plan made

@@ -1,7 +1,7 @@
 """``gisgrid checklists``: load the plan's patrol checklists, show them, and edit a city's own.
 
 Only parsing and presenting: the rules live in :mod:`gisgrid.checklists`, the storage in
-:mod:`gisgrid.db.field`.
+:mod:`gisgrid.db.checklists`.
 """
 
 from __future__ import annotations
@@ -64,10 +64,11 @@ def checklists() -> None:
 @checklists.command("load")
 def load() -> None:
     """Store the plan's two lists (version 1); loading again changes nothing."""
-    from gisgrid.db import field
+    from gisgrid.db.checklists import load_builtin_checklists
+    from gisgrid.db.engine import begin
 
-    with field.begin() as conn:
-        ids = field.load_builtin_checklists(conn)
+    with begin() as conn:
+        ids = load_builtin_checklists(conn)
     for code, checklist_id in ids.items():
         click.echo(f"{code}: checklist {checklist_id}")
 
@@ -80,17 +81,19 @@ def load() -> None:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def show(code: str, city: str | None, day: str | None, versions: bool, fmt: str) -> None:
     """Show the checklist CODE (community or village) with Chinese and English text."""
-    from gisgrid.db import field
+    from gisgrid.db.checklists import find_checklist, read_checklist, read_checklist_versions
+    from gisgrid.db.engine import begin
+    from gisgrid.db.grids import read_city
 
-    with field.begin() as conn:
+    with begin() as conn:
         if versions:
-            echo_rows(field.read_checklist_versions(conn, code),
+            echo_rows(read_checklist_versions(conn, code),
                       ["id", "code", "version", "owner", "valid_from", "items"], fmt)
             return
-        city_id = field.read_city(conn, city, field_name="--city").id if city else None
-        checklist_id = field.find_checklist(conn, code, city_id=city_id,
-                                            day=parse_day(day, "--day"))
-        checklist, _ = field.read_checklist(conn, checklist_id)
+        city_id = read_city(conn, city, field_name="--city").id if city else None
+        checklist_id = find_checklist(conn, code, city_id=city_id,
+                                      day=parse_day(day, "--day"))
+        checklist, _ = read_checklist(conn, checklist_id)
     if fmt == "json":
         click.echo(json.dumps({"id": checklist_id, **checklist.to_dict()}, ensure_ascii=False,
                               indent=2))
@@ -115,7 +118,8 @@ def show(code: str, city: str | None, day: str | None, versions: bool, fmt: str)
 def edit(code: str, city: str, sets: tuple[str, ...], remove: tuple[str, ...], add_file,
          from_day: str | None) -> None:
     """Edit the city's CODE list: the result is a new version, the old one is kept."""
-    from gisgrid.db import field
+    from gisgrid.db.checklists import record_checklist_edit
+    from gisgrid.db.engine import begin
 
     changes = parse_sets(sets)
     add = []
@@ -126,8 +130,8 @@ def edit(code: str, city: str, sets: tuple[str, ...], remove: tuple[str, ...], a
             raise InputError(f"--add: not JSON ({exc})") from None
         if not isinstance(add, list):
             raise InputError("--add: the file must hold a JSON list of items")
-    with field.begin() as conn:
-        checklist_id, checklist = field.record_checklist_edit(
+    with begin() as conn:
+        checklist_id, checklist = record_checklist_edit(
             conn, code, city_code=city, valid_from=day_or_today(from_day, "--from-day"),
             changes=changes, remove=remove, add=add)
     click.echo(f"{code} v{checklist.version} for {city}: checklist {checklist_id}, "

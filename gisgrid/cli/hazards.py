@@ -172,7 +172,7 @@ def advance(hazard_id, action, actor, role, note, at, extend_workdays, fmt) -> N
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def list_(state, overdue, under, limit, fmt) -> None:
     """List hazards, newest first."""
-    from gisgrid.db.field import read_grid
+    from gisgrid.db.grids import read_grid
     from gisgrid.db.hazards import list_hazards
 
     if state is not None:

@@ -1,7 +1,7 @@
 """``gisgrid patrols``: daily plans, submissions, listing and track coverage (日常巡查).
 
 Only parsing and presenting: the rules live in :mod:`gisgrid.patrols`, the storage in
-:mod:`gisgrid.db.field`.
+:mod:`gisgrid.db.patrols`.
 """
 
 from __future__ import annotations
@@ -31,18 +31,20 @@ def patrols() -> None:
 def plan(day: str, until: str | None, under: str | None, show_grid: str | None,
          fmt: str) -> None:
     """Make the day's plan of every base grid, carrying over items not done before."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.grids import read_grid
+    from gisgrid.db.patrols import build_plans, read_plan_tasks
 
     first = parse_day(day, "--day")
     days = days_between(first, parse_day(until, "--until") or first)
-    with field.begin() as conn:
+    with begin() as conn:
         if show_grid is not None:  # refused before any plan is made
-            shown = field.read_grid(conn, show_grid, field_name="--show")
+            shown = read_grid(conn, show_grid, field_name="--show")
             if shown.level != Level.BASE:
                 raise InputError(f"--show: {shown.code} is a level-{shown.level} grid; plans "
                                  "are made per base grid (level 4)")
-        outcomes = [field.build_plans(conn, d, under=under) for d in days]
-        tasks = field.read_plan_tasks(conn, show_grid, days[-1]) if show_grid else None
+        outcomes = [build_plans(conn, d, under=under) for d in days]
+        tasks = read_plan_tasks(conn, show_grid, days[-1]) if show_grid else None
     for outcome in outcomes:
         click.echo(f"{outcome.day}: {len(outcome.created)} plans made, "
                    f"{len(outcome.existing)} already there, {outcome.carried_tasks} tasks "
@@ -66,7 +68,8 @@ def submit(file, fmt: str) -> None:
     not_checked), track (GeoJSON LineString/MultiLineString or [[lon, lat], ...]).
     Sending the same file again returns the same patrols.
     """
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.patrols import record_patrol, record_patrols
     from gisgrid.patrols import parse_submissions
 
     try:
@@ -76,9 +79,9 @@ def submit(file, fmt: str) -> None:
     batch = isinstance(data, list)
     submissions = parse_submissions(data if batch else [data],
                                     received_at=datetime.now(timezone.utc), numbered=batch)
-    with field.begin() as conn:
-        outcomes = field.record_patrols(conn, submissions) if batch else [
-            field.record_patrol(conn, submissions[0])]
+    with begin() as conn:
+        outcomes = record_patrols(conn, submissions) if batch else [
+            record_patrol(conn, submissions[0])]
     payload = [{"patrol_id": o.patrol_id, "created": o.created, "late": o.late,
                 "warnings": list(o.warnings)} for o in outcomes]
     if fmt == "json":
@@ -100,18 +103,19 @@ def submit(file, fmt: str) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def list_patrols(day: str | None, under: str | None, plans: bool, fmt: str) -> None:
     """List patrols (or, with --plans, the day's plans and their open and carried tasks)."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.patrols import read_patrols, read_plans
 
     the_day = parse_day(day, "--day")
     if plans and the_day is None:
         raise InputError("--plans: give the --day whose plans to list")
-    with field.begin() as conn:
+    with begin() as conn:
         if plans:
-            rows = field.read_plans(conn, the_day, under=under)
+            rows = read_plans(conn, the_day, under=under)
             columns = ["grid_code", "checklist", "version", "tasks", "done", "open",
                        "carried_in", "max_age_days"]
         else:
-            rows = field.read_patrols(conn, day=the_day, under=under)
+            rows = read_patrols(conn, day=the_day, under=under)
             columns = ["id", "grid_code", "worker", "day", "late", "ok", "hazard_found",
                        "not_checked", "track_m"]
     for row in rows:
@@ -131,12 +135,13 @@ def list_patrols(day: str | None, under: str | None, plans: bool, fmt: str) -> N
 def coverage(day: str, buffer_m: float, under: str | None, levels: tuple[int, ...],
              fmt: str) -> None:
     """Measure and store each grid's share of area within the buffer of the day's tracks."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.patrols import record_patrol_coverage
 
     the_day: date = parse_day(day, "--day")
-    with field.begin() as conn:
-        result = field.record_patrol_coverage(conn, the_day, buffer_m=buffer_m, under=under,
-                                              levels=levels or (4,))
+    with begin() as conn:
+        result = record_patrol_coverage(conn, the_day, buffer_m=buffer_m, under=under,
+                                        levels=levels or (4,))
     rows = [{"code": r.code, "level": int(r.level), "covered_share": round(r.covered_share, 4)}
             for r in result.itertuples()]
     echo_rows(rows, ["code", "level", "covered_share"], fmt)

@@ -1,7 +1,7 @@
 """``gisgrid people``: grid workers, officers and cadres; assignments to grids; training.
 
 Only parsing and presenting: the rules live in :mod:`gisgrid.people`, the storage in
-:mod:`gisgrid.db.field`.
+:mod:`gisgrid.db.people`.
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ def people() -> None:
 def add(name: str, kind: str, employment: str | None, phone: str | None,
         id_number: str | None) -> None:
     """Add a person; prints the new id."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.people import write_person
     from gisgrid.people import validate_person
 
     person = validate_person({"name": name, "kind": kind, "employment": employment,
                               "phone": phone, "id_number": id_number})
-    with field.begin() as conn:
-        person_id = field.write_person(conn, person)
+    with begin() as conn:
+        person_id = write_person(conn, person)
     click.echo(f"person {person_id}: {person.name} ({person.kind})")
 
 
@@ -48,11 +49,12 @@ def add(name: str, kind: str, employment: str | None, phone: str | None,
 def assign(person_id: int, grid_code: str, role: str, valid_from: str | None,
            valid_to: str | None) -> None:
     """Assign PERSON_ID to GRID_CODE in a role over a period of days."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.people import record_assignment
 
     start = day_or_today(valid_from, "--from")
-    with field.begin() as conn:
-        assignment_id, warnings = field.record_assignment(
+    with begin() as conn:
+        assignment_id, warnings = record_assignment(
             conn, person_id, grid_code, role, start, parse_day(valid_to, "--to"))
     click.echo(f"assignment {assignment_id}: person {person_id} is {role} of {grid_code} "
                f"from {start}")
@@ -67,10 +69,11 @@ def assign(person_id: int, grid_code: str, role: str, valid_from: str | None,
 @click.option("--hours", help="Length in hours.")
 def train(person_id: int, course: str, held_on: str, hours: str | None) -> None:
     """Record a training course PERSON_ID attended."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.people import record_training
 
-    with field.begin() as conn:
-        training_id = field.record_training(conn, person_id, course, held_on, hours)
+    with begin() as conn:
+        training_id = record_training(conn, person_id, course, held_on, hours)
     click.echo(f"training {training_id}: person {person_id}, {course}, {held_on}")
 
 
@@ -80,10 +83,11 @@ def train(person_id: int, course: str, held_on: str, hours: str | None) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def list_people(under: str | None, day: str | None, fmt: str) -> None:
     """List people with their grids and training hours."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.people import read_people
 
-    with field.begin() as conn:
-        rows = field.read_people(conn, day=parse_day(day, "--day"), under=under)
+    with begin() as conn:
+        rows = read_people(conn, day=parse_day(day, "--day"), under=under)
     echo_rows(rows, ["id", "name", "kind", "employment", "phone", "grids", "training_hours"],
               fmt)
 
@@ -95,12 +99,14 @@ def list_people(under: str | None, day: str | None, fmt: str) -> None:
 @click.pass_context
 def check(ctx: click.Context, day: str | None, under: str | None, fmt: str) -> None:
     """Base grids without exactly one grid worker; exits 1 when there are any."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.grids import read_base_grids
+    from gisgrid.db.people import check_staffing
 
     the_day = day_or_today(day, "--day")
-    with field.begin() as conn:
-        findings = field.check_staffing(conn, the_day, under=under)
-        codes = {g["id"]: g["code"] for g in field.read_base_grids(conn, under=under)}
+    with begin() as conn:
+        findings = check_staffing(conn, the_day, under=under)
+        codes = {g["id"]: g["code"] for g in read_base_grids(conn, under=under)}
     rows = [{"grid_code": codes[f.grid_id], "problem": f.problem,
              "person_ids": " ".join(map(str, f.person_ids))} for f in findings]
     echo_rows(rows, ["grid_code", "problem", "person_ids"], fmt)

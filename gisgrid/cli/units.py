@@ -1,7 +1,7 @@
 """``gisgrid units``: import and list production and business units (生产经营单位).
 
 Only parsing and presenting: classes, management and checks live in :mod:`gisgrid.units`, the
-storage and grid assignment in :mod:`gisgrid.db.field`.
+storage and grid assignment in :mod:`gisgrid.db.units`.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ def import_units(file: str, crs: str | None, sheet: str | None) -> None:
     Every unit gets its grid chain (base grid, village/community, township, city); a unit
     outside every grid is stored and flagged, never dropped.
     """
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.units import write_units
     from gisgrid.units import read_units
 
     frame = read_units(file, crs=crs, sheet=sheet)
-    with field.begin() as conn:
-        written = field.write_units(conn, frame)
+    with begin() as conn:
+        written = write_units(conn, frame)
     click.echo(f"units: {written.inserted} inserted, {written.updated} updated, "
                f"{written.outside} outside every grid (flagged)")
     counts = frame["management"].value_counts()
@@ -45,10 +46,11 @@ def import_units(file: str, crs: str | None, sheet: str | None) -> None:
 @click.option("--format", "fmt", type=FORMATS, default="text", show_default=True)
 def list_units(under: str | None, outside: bool, fmt: str) -> None:
     """List stored units with class, management and base grid."""
-    from gisgrid.db import field
+    from gisgrid.db.engine import begin
+    from gisgrid.db.units import read_units
 
-    with field.begin() as conn:
-        frame = field.read_units(conn, under=under, outside_only=outside)
+    with begin() as conn:
+        frame = read_units(conn, under=under, outside_only=outside)
     rows = []
     for record, point in zip(frame.drop(columns=frame.geometry.name).to_dict("records"),
                              frame.geometry):

@@ -60,6 +60,14 @@ def get_engine(settings: Settings | None = None, *, upgrade: bool = True) -> Eng
         return engine
 
 
+def begin(settings: Settings | None = None):
+    """A transaction on the configured database (``with begin() as conn:``), for commands.
+
+    ``settings`` defaults to :meth:`gisgrid.config.Settings.from_env`.
+    """
+    return get_engine(settings or Settings.from_env()).begin()
+
+
 def dispose_engines() -> None:
     """Close every cached engine's connections and forget them (tests, forks, shutdown)."""
     with _LOCK:

@@ -16,10 +16,18 @@ match (:func:`read_grids` with ``under=``).
 
 Bulk I/O: rows go in by binary ``COPY`` of WKB into a staging table and come out as WKB
 (``ST_AsBinary`` read with :func:`shapely.from_wkb`).
+
+Lookups for the stores of facts under grids (units, people, checklists, patrols):
+:func:`read_grid` / :func:`read_city` by code (an unknown code is an :class:`InputError` naming
+the field), :func:`read_base_grids` with the kind of their village/community,
+:func:`under_params` ("the grid ``under`` and its descendants" as a SQL condition) and
+:func:`read_grid_index` (a point-in-grid index of the current base grids).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
 import geopandas as gpd
@@ -30,10 +38,12 @@ import shapely
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from gisgrid.assign import GridIndex, build_grid_index
 from gisgrid.crs import local_metric_crs
 from gisgrid.db.engine import storage_srid
-from gisgrid.errors import CRSError, ImportRefused, NotFound
+from gisgrid.errors import CRSError, ImportRefused, InputError, NotFound
 from gisgrid.grids import GEOMETRY_COLUMN, PreparedGrids, path_segment, snap_grid_geometries
+from gisgrid.levels import Level
 
 GRID_FRAME_COLUMNS = ["id", "code", "name", "level", "kind", "parent_code", "org", "version",
                      "path", "area_m2"]
@@ -350,3 +360,80 @@ def like_prefix(prefix: str) -> str:
 
 def _text_or_none(value) -> str | None:
     return None if value is None or pd.isna(value) else str(value)
+
+
+# --- lookups for the facts stored under grids ------------------------------------------------
+
+_UNDER = "(g.path = :under_path OR g.path LIKE :under_like ESCAPE '\\')"
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """The few grid fields the stores of facts under grids need."""
+
+    id: int
+    code: str
+    name: str
+    level: int
+    kind: str
+    parent_id: int | None
+    path: str
+
+
+def read_grid(conn: sa.Connection, code: str, *, field_name: str = "grid") -> GridRow:
+    """The current grid with ``code``; :class:`InputError` naming ``field_name`` if none."""
+    row = conn.execute(sa.text(
+        "SELECT id, code, name, level, kind, parent_id, path FROM grid "
+        "WHERE code = :code AND valid_to IS NULL"), {"code": code}).first()
+    if row is None:
+        raise InputError(f"{field_name}: no current grid with code {code!r}")
+    return GridRow(*row)
+
+
+def read_city(conn: sa.Connection, code: str, *, field_name: str = "city") -> GridRow:
+    """The current city (level-1) grid with ``code``; :class:`InputError` naming
+    ``field_name`` if there is none or the grid is at another level."""
+    city = read_grid(conn, code, field_name=field_name)
+    if city.level != Level.CITY:
+        raise InputError(f"{field_name}: grid {code} is at level {city.level}, not a city")
+    return city
+
+
+def under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
+    """A SQL condition on the grid alias ``g`` and its parameters: "``g`` is the current grid
+    ``under`` or below it" (``TRUE`` when ``under`` is None).
+
+    :class:`InputError` naming ``--under`` when ``under`` is no current grid.
+    """
+    if under is None:
+        return "TRUE", {}
+    path = read_grid(conn, under, field_name="--under").path
+    return _UNDER, {"under_path": path, "under_like": like_prefix(path + ".")}
+
+
+def read_base_grids(conn: sa.Connection, *, under: str | None = None,
+                    ids: Iterable[int] | None = None) -> list[dict]:
+    """Current base grids (under ``under``; with these ``ids``) with the kind of their
+    village/community and the id of their city: ``id, code, name, village_kind, city_id``."""
+    where, params = under_params(conn, under)
+    if ids is not None:
+        where += " AND g.id = ANY(:ids)"
+        params["ids"] = list(ids)
+    rows = conn.execute(sa.text(f"""
+        SELECT g.id, g.code, g.name, v.kind AS village_kind, c.id AS city_id
+        FROM grid g
+        LEFT JOIN grid v ON v.id = g.parent_id AND v.level = 3
+        LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
+        LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
+        WHERE g.level = 4 AND g.valid_to IS NULL AND {where}
+        ORDER BY g.code
+    """), params).mappings().all()
+    return [dict(r) for r in rows]
+
+
+def read_grid_index(conn: sa.Connection) -> GridIndex | None:
+    """A :class:`GridIndex` of the current base grids, or None when there are none."""
+    grids = read_grids(conn)
+    if not (grids["level"] == Level.BASE).any():
+        return None
+    return build_grid_index(grids)

@@ -22,7 +22,10 @@ import shapely
 import sqlalchemy as sa
 from tqdm import tqdm
 
-from gisgrid.db import field as field_store
+from gisgrid.db.checklists import load_builtin_checklists
+from gisgrid.db.patrols import build_plans, record_patrol_coverage, record_patrols
+from gisgrid.db.people import record_assignment, write_person
+from gisgrid.db.units import write_units
 from gisgrid.db.hazards import advance_hazard, record_hazard
 from gisgrid.demo.city import DemoCity
 from gisgrid.demo.field import (LOCAL_TZ, DemoHazards, DemoPatrols, DemoPeople, build_demo_hazards,
@@ -44,7 +47,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
     """
     start = start or (datetime.now(LOCAL_TZ).date() - timedelta(days=days))
     step("loading the plan's two checklists (附件1, 附件2)")
-    field_store.load_builtin_checklists(conn)
+    load_builtin_checklists(conn)
     step("importing business units")
     units = build_demo_units(city, seed=city.seed)
     unit_ids = load_units(conn, units)
@@ -69,7 +72,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
 def load_units(conn: sa.Connection, units) -> dict[str, int]:
     """Units through the import path; unit ids by external id."""
     normalised = normalise_units(units.drop(columns=["base_code"]))
-    written = field_store.write_units(conn, normalised)
+    written = write_units(conn, normalised)
     return dict(zip(normalised["external_id"], written.ids))
 
 
@@ -77,10 +80,10 @@ def load_people(conn: sa.Connection, people: DemoPeople) -> dict[str, int]:
     """People and their assignments; person ids by the generator's person code."""
     ids = {}
     for row in _records(people.people):
-        ids[row["person_code"]] = field_store.write_person(conn, validate_person(row))
+        ids[row["person_code"]] = write_person(conn, validate_person(row))
     for row in _records(people.assignments):
-        field_store.record_assignment(conn, ids[row["person_code"]], row["grid_code"],
-                                      row["role"], row["valid_from"], row["valid_to"])
+        record_assignment(conn, ids[row["person_code"]], row["grid_code"],
+                          row["role"], row["valid_from"], row["valid_to"])
     return ids
 
 
@@ -108,13 +111,13 @@ def load_patrols(conn: sa.Connection, patrols: DemoPatrols, *, start: date, days
     last = start + timedelta(days=days - 1)
     for offset in tqdm(range(days), desc="patrol days", unit="day", leave=False):
         day = start + timedelta(days=offset)
-        field_store.build_plans(conn, day)
+        build_plans(conn, day)
         conn.commit()
         entries = by_entry_day.pop(day, [])
         if day == last:   # entries dated after the window are submitted on its last day
             entries += [s for late_day in sorted(by_entry_day) for s in by_entry_day[late_day]]
-        stored += len(field_store.record_patrols(conn, entries))
-        field_store.record_patrol_coverage(conn, day)
+        stored += len(record_patrols(conn, entries))
+        record_patrol_coverage(conn, day)
         conn.commit()
     return stored
 

@@ -86,7 +86,7 @@ def field_grids(conn) -> dict[str, int]:
 @pytest.fixture
 def checklists_loaded(conn) -> dict[str, int]:
     """The plan's two checklists stored (version 1); ids by code."""
-    from gisgrid.db.field import load_builtin_checklists
+    from gisgrid.db.checklists import load_builtin_checklists
 
     return load_builtin_checklists(conn)
 

@@ -13,7 +13,9 @@ from datetime import datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from gisgrid.db import field
+from gisgrid.db import grids as grid_store
+from gisgrid.db import patrols as patrol_store
+from gisgrid.db import people as people_store
 from gisgrid.errors import Conflict, InputError
 from tests.db.test_field_db import CST, D1, D2, D3, VILLAGE_ITEMS, add_worker, patrol
 
@@ -47,11 +49,11 @@ def snapshot(conn) -> dict:
 def both_ways(conn, submissions) -> tuple[list, list, dict, dict]:
     """Record ``submissions`` one by one, then (from the same start) as one batch."""
     savepoint = conn.begin_nested()
-    one_by_one = [field.record_patrol(conn, s) for s in submissions]
+    one_by_one = [patrol_store.record_patrol(conn, s) for s in submissions]
     sequential = snapshot(conn)
     savepoint.rollback()
     savepoint = conn.begin_nested()
-    batch = field.record_patrols(conn, submissions)
+    batch = patrol_store.record_patrols(conn, submissions)
     batched = snapshot(conn)
     savepoint.rollback()
     return one_by_one, batch, sequential, batched
@@ -70,7 +72,7 @@ def comparable(outcomes):
 @pytest.fixture
 def workers(conn, field_grids, checklists_loaded):
     a, b = add_worker(conn, "甲", "13800000011"), add_worker(conn, "乙", "13800000012")
-    field.record_assignment(conn, a, "FV-1", "grid_worker", D1)
+    people_store.record_assignment(conn, a, "FV-1", "grid_worker", D1)
     return a, b
 
 
@@ -95,7 +97,7 @@ def scenario(a, b):
 
 def test_batch_equals_one_by_one(conn, workers):
     a, b = workers
-    field.build_plans(conn, D1, under="FV")
+    patrol_store.build_plans(conn, D1, under="FV")
     submissions = scenario(a, b)
     one_by_one, batch, sequential, batched = both_ways(conn, submissions)
     assert batched == sequential
@@ -115,16 +117,16 @@ def test_batch_equals_one_by_one(conn, workers):
 def test_idempotent_across_batches_and_conflict_writes_nothing(conn, workers):
     a, b = workers
     first = patrol(a)
-    done = field.record_patrols(conn, [first, patrol(b, grid="FV-2")])
+    done = patrol_store.record_patrols(conn, [first, patrol(b, grid="FV-2")])
     assert all(o.created for o in done)
-    again = field.record_patrols(conn, [patrol("13800000011", uid=str(first.client_uuid)),
-                                        patrol(b, grid="FK-1", results={"C01": "ok"})])
+    again = patrol_store.record_patrols(conn, [patrol("13800000011", uid=str(first.client_uuid)),
+                                               patrol(b, grid="FK-1", results={"C01": "ok"})])
     assert again[0].patrol_id == done[0].patrol_id and not again[0].created
     assert again[1].created
     before = snapshot(conn)
     changed = patrol(a, uid=str(first.client_uuid), results={"V01": "hazard_found"})
     with pytest.raises(Conflict) as caught:
-        field.record_patrols(conn, [patrol(b, grid="FV-2", day=D2), changed])
+        patrol_store.record_patrols(conn, [patrol(b, grid="FV-2", day=D2), changed])
     assert caught.value.details == [
         f"submission 1 ({first.client_uuid}): client_uuid {first.client_uuid} is already "
         f"patrol {done[0].patrol_id} with other content",
@@ -136,8 +138,8 @@ def test_changed_repeat_inside_a_batch_conflicts(conn, workers):
     a, _ = workers
     uid = str(uuid.uuid4())
     with pytest.raises(Conflict, match="twice in the batch|already patrol") as caught:
-        field.record_patrols(conn, [patrol(a, uid=uid),
-                                    patrol(a, uid=uid, results={"V01": "not_checked"})])
+        patrol_store.record_patrols(conn, [patrol(a, uid=uid),
+                                           patrol(a, uid=uid, results={"V01": "not_checked"})])
     assert any("results differs" in d for d in caught.value.details)
     assert conn.execute(sa.text("SELECT count(*) FROM patrol")).scalar_one() == 0
 
@@ -145,8 +147,8 @@ def test_changed_repeat_inside_a_batch_conflicts(conn, workers):
 def test_every_bad_submission_is_listed_and_nothing_is_written(conn, workers):
     a, _ = workers
     with pytest.raises(InputError) as caught:
-        field.record_patrols(conn, [patrol(a), patrol(a, grid="NOPE"), patrol(999999999),
-                                    patrol(a, grid="FV"), patrol(a, results={"C01": "ok"})])
+        patrol_store.record_patrols(conn, [patrol(a), patrol(a, grid="NOPE"), patrol(999999999),
+                                           patrol(a, grid="FV"), patrol(a, results={"C01": "ok"})])
     text = str(caught.value)
     assert caught.value.message.startswith("4 of 5 patrol submission(s) refused")
     for expected in ("submission 1", "grid_code: no current grid", "submission 2",
@@ -158,20 +160,20 @@ def test_every_bad_submission_is_listed_and_nothing_is_written(conn, workers):
 
 
 def test_empty_batch(conn):
-    assert field.record_patrols(conn, []) == []
+    assert patrol_store.record_patrols(conn, []) == []
 
 
 def test_set_based_plans_equal_grid_by_grid_plans(conn, workers):
     """build_plans (all grids at once) makes what ensure_plan makes grid by grid."""
     a, _ = workers
-    field.build_plans(conn, D1, under="FC")
-    field.record_patrol(conn, patrol(a, results={"V01": "ok", "V02": "hazard_found"}))
+    patrol_store.build_plans(conn, D1, under="FC")
+    patrol_store.record_patrol(conn, patrol(a, results={"V01": "ok", "V02": "hazard_found"}))
     savepoint = conn.begin_nested()
-    outcome = field.build_plans(conn, D3, under="FC")
+    outcome = patrol_store.build_plans(conn, D3, under="FC")
     bulk = snapshot(conn)
     savepoint.rollback()
-    for grid in field.read_base_grids(conn, under="FC"):
-        field.ensure_plan(conn, grid, D3)
+    for grid in grid_store.read_base_grids(conn, under="FC"):
+        patrol_store.ensure_plan(conn, grid, D3)
     assert snapshot(conn) == bulk
     assert outcome.carried_tasks == 8 + 10 + 13 and sorted(outcome.created) == [
         "FK-1", "FV-1", "FV-2"]

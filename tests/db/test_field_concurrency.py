@@ -15,7 +15,9 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from gisgrid.db import field
+from gisgrid.db import checklists as checklist_store
+from gisgrid.db import people as people_store
+from gisgrid.db import units as unit_store
 from gisgrid.errors import Conflict
 from gisgrid.people import validate_person
 from gisgrid.units import normalise_units
@@ -27,7 +29,7 @@ pytestmark = pytest.mark.db
 def engine_here(migrated_database, field_tree_writer):
     def write(connection):
         field_tree_writer(connection)
-        field.load_builtin_checklists(connection)
+        checklist_store.load_builtin_checklists(connection)
 
     engine = sa.create_engine(migrated_database("field_concurrency", write))
     yield engine
@@ -61,7 +63,7 @@ def second_after_first(engine, write):
 def test_the_same_phone_added_twice_at_once_is_refused(engine_here):
     person = validate_person({"name": "并发", "kind": "grid_worker", "phone": "13700000077",
                               "employment": "part_time"})
-    outcome = second_after_first(engine_here, lambda conn: field.write_person(conn, person))
+    outcome = second_after_first(engine_here, lambda conn: people_store.write_person(conn, person))
     assert outcome["waited"]
     assert isinstance(outcome.get("error"), Conflict), outcome
     with engine_here.connect() as conn:
@@ -73,7 +75,7 @@ def test_the_same_ledger_imported_twice_at_once_updates(engine_here):
     units = normalise_units(pd.DataFrame({"external_id": ["CC-1"], "name": ["并发厂"],
                                           "class": ["规上企业"], "lon": [114.505],
                                           "lat": [30.51]}))
-    outcome = second_after_first(engine_here, lambda conn: field.write_units(conn, units))
+    outcome = second_after_first(engine_here, lambda conn: unit_store.write_units(conn, units))
     assert outcome["waited"]
     written = outcome.get("result")
     assert written is not None, outcome
@@ -84,14 +86,14 @@ def test_concurrent_checklist_edits_of_a_city_get_consecutive_versions(engine_he
     days = iter([2, 3])  # each edit changes something in the list it starts from
 
     def edit(conn):
-        return field.record_checklist_edit(conn, "village", city_code="FC",
-                                           valid_from=date(2030, 1, 1),
-                                           changes={"V04": {"due_workdays": next(days)}}
-                                           )[1].version
+        return checklist_store.record_checklist_edit(conn, "village", city_code="FC",
+                                                     valid_from=date(2030, 1, 1),
+                                                     changes={"V04": {"due_workdays": next(days)}}
+                                                     )[1].version
 
     outcome = second_after_first(engine_here, edit)
     assert outcome["waited"]
     assert outcome.get("result") == 3, outcome
     with engine_here.connect() as conn:
-        versions = [v["version"] for v in field.read_checklist_versions(conn, "village")]
+        versions = [v["version"] for v in checklist_store.read_checklist_versions(conn, "village")]
     assert versions == [1, 2, 3]

@@ -1,21 +1,13 @@
-"""Storage of field operations: the only SQL for units, people, checklists, patrols and coverage.
+"""The patrol store: the only SQL touching ``patrol_plan``, ``patrol_task``, ``patrol``,
+``patrol_item_result`` and ``patrol_coverage``.
 
 Every function takes a SQLAlchemy ``Connection``; the caller owns the transaction. The rules
-live in the pure modules :mod:`gisgrid.units`, :mod:`gisgrid.people`,
-:mod:`gisgrid.checklists` and :mod:`gisgrid.patrols`; this module reads and writes rows.
-
-Grid chain of units at write time: the units are assigned in bulk with
-:mod:`gisgrid.assign` (``GridIndex`` over the current base grids read with
-:func:`gisgrid.db.grids.read_grids`), not by a SQL join; a unit outside every base grid is
-stored with null grid ids and ``outside_grids = true``, never refused.
+(daily plans with carry-over, submissions, lateness, coverage) live in :mod:`gisgrid.patrols`.
 
 Plans, patrols and coverage are written in bulk: :func:`build_plans` makes every plan of a day
 in a handful of statements, :func:`record_patrols` records a batch with the rules of
 :func:`record_patrol` (which is a batch of one), and large parameter lists travel as one
 array literal (:func:`_array`) unnested in SQL.
-
-"Under a grid" means the grid itself and its descendants: ``path = p OR path LIKE 'p.%'``
-on the materialised path (LIKE wildcards in ``p`` escaped).
 """
 
 from __future__ import annotations
@@ -31,77 +23,18 @@ import pandas as pd
 import shapely
 import sqlalchemy as sa
 
-from gisgrid.assign import GridIndex, assign_frame, build_grid_index
-from gisgrid.checklists import (Checklist, checklist_code_for, edit_checklist,
-                                read_builtin_checklists, validate_checklist)
-from gisgrid.crs import DEFAULT_SRID
+from gisgrid.checklists import Checklist, checklist_code_for
+from gisgrid.crs import DEFAULT_SRID as LONLAT_SRID
+from gisgrid.db.checklists import find_checklist, read_checklist
 from gisgrid.db.engine import storage_srid
-from gisgrid.db.grids import like_prefix, read_grids
-from gisgrid.errors import Conflict, GisgridError, InputError, NotFound
+from gisgrid.db.grids import GridRow, read_base_grids, read_grids, under_params
+from gisgrid.db.people import person_not_found, read_assignments_of, read_workers, worker_key
+from gisgrid.errors import Conflict, GisgridError, InputError
 from gisgrid.levels import Level
 from gisgrid.patrols import (DEFAULT_BUFFER_M, DONE_RESULTS, DailyPlan, ItemResult, OpenTask,
                              PatrolSubmission, build_daily_plan, check_results_against_plan,
                              diff_submissions, measure_patrol_coverage)
-from gisgrid.people import (AssignmentRecord, PersonRecord, WorkerFinding, check_assignment,
-                            check_base_grid_workers, validate_training)
-
-LONLAT_SRID = DEFAULT_SRID
-PLAN_DEFAULT_VALID_FROM = date(2017, 1, 1)
-"""``valid_from`` of the plan's own checklists (version 1): the plan dates from 2017."""
-
-_UNDER = "(g.path = :under_path OR g.path LIKE :under_like ESCAPE '\\')"
-
-
-def begin(settings=None):
-    """A transaction on the configured database (``with begin() as conn:``), for commands.
-
-    ``settings`` defaults to :meth:`gisgrid.config.Settings.from_env`.
-    """
-    from gisgrid.config import Settings
-    from gisgrid.db.engine import get_engine
-
-    return get_engine(settings or Settings.from_env()).begin()
-
-
-# ---------------------------------------------------------------------------- grids
-
-@dataclass(frozen=True)
-class GridRow:
-    """The few grid fields field operations need."""
-
-    id: int
-    code: str
-    name: str
-    level: int
-    kind: str
-    parent_id: int | None
-    path: str
-
-
-def read_grid(conn: sa.Connection, code: str, *, field_name: str = "grid") -> GridRow:
-    """The current grid with ``code``; :class:`InputError` naming ``field_name`` if none."""
-    row = conn.execute(sa.text(
-        "SELECT id, code, name, level, kind, parent_id, path FROM grid "
-        "WHERE code = :code AND valid_to IS NULL"), {"code": code}).first()
-    if row is None:
-        raise InputError(f"{field_name}: no current grid with code {code!r}")
-    return GridRow(*row)
-
-
-def read_city(conn: sa.Connection, code: str, *, field_name: str = "city") -> GridRow:
-    """The current city (level-1) grid with ``code``; :class:`InputError` naming
-    ``field_name`` if there is none or the grid is at another level."""
-    city = read_grid(conn, code, field_name=field_name)
-    if city.level != Level.CITY:
-        raise InputError(f"{field_name}: grid {code} is at level {city.level}, not a city")
-    return city
-
-
-def _under_params(conn: sa.Connection, under: str | None) -> tuple[str, dict]:
-    if under is None:
-        return "TRUE", {}
-    path = read_grid(conn, under, field_name="--under").path
-    return _UNDER, {"under_path": path, "under_like": like_prefix(path + ".")}
+from gisgrid.people import AssignmentRecord, PersonRecord
 
 
 def _array(values: Iterable) -> str:
@@ -126,410 +59,6 @@ def _array(values: Iterable) -> str:
         if "\\" not in joined and '"' not in joined:
             return '{"' + joined + '"}'
     return "{" + ",".join(map(item, values)) + "}"
-
-
-def read_base_grids(conn: sa.Connection, *, under: str | None = None,
-                    ids: Iterable[int] | None = None) -> list[dict]:
-    """Current base grids (under ``under``; with these ``ids``) with the kind of their
-    village/community and the id of their city: ``id, code, name, village_kind, city_id``."""
-    where, params = _under_params(conn, under)
-    if ids is not None:
-        where += " AND g.id = ANY(:ids)"
-        params["ids"] = list(ids)
-    rows = conn.execute(sa.text(f"""
-        SELECT g.id, g.code, g.name, v.kind AS village_kind, c.id AS city_id
-        FROM grid g
-        LEFT JOIN grid v ON v.id = g.parent_id AND v.level = 3
-        LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
-        LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
-        WHERE g.level = 4 AND g.valid_to IS NULL AND {where}
-        ORDER BY g.code
-    """), params).mappings().all()
-    return [dict(r) for r in rows]
-
-
-def read_city_of(conn: sa.Connection, grid_id: int) -> int | None:
-    """Id of the city (level 1) above ``grid_id`` (itself when it is a city)."""
-    return conn.execute(sa.text("""
-        WITH RECURSIVE up AS (
-            SELECT id, parent_id, level FROM grid WHERE id = :id
-            UNION ALL
-            SELECT g.id, g.parent_id, g.level FROM grid g JOIN up ON g.id = up.parent_id)
-        SELECT id FROM up WHERE level = 1
-    """), {"id": grid_id}).scalar_one_or_none()
-
-
-# ---------------------------------------------------------------------------- checklists
-
-def write_checklist(conn: sa.Connection, checklist: Checklist, *, valid_from: date,
-                    owner_grid_id: int | None = None) -> int:
-    """Insert ``checklist`` with its items; returns its id. Versions are never overwritten:
-    an existing (code, owner, version) is a :class:`Conflict`."""
-    exists = conn.execute(sa.text(
-        "SELECT id FROM checklist WHERE code = :code AND version = :version "
-        "AND owner_grid_id IS NOT DISTINCT FROM :owner"),
-        {"code": checklist.code, "version": checklist.version, "owner": owner_grid_id}).first()
-    if exists is not None:
-        raise Conflict(f"checklist {checklist.code} v{checklist.version} already exists "
-                       f"(id {exists[0]}); an edit makes a new version")
-    checklist_id = conn.execute(sa.text(
-        "INSERT INTO checklist (code, version, owner_grid_id, title_zh, title_en, valid_from) "
-        "VALUES (:code, :version, :owner, :title_zh, :title_en, :valid_from) RETURNING id"),
-        {"code": checklist.code, "version": checklist.version, "owner": owner_grid_id,
-         "title_zh": checklist.title_zh, "title_en": checklist.title_en,
-         "valid_from": valid_from}).scalar_one()
-    conn.execute(sa.text(
-        "INSERT INTO checklist_item (checklist_id, position, item_kind, code, text_zh, text_en, "
-        "due_workdays) VALUES (:cid, :position, :item_kind, :code, :text_zh, :text_en, :due)"),
-        [{"cid": checklist_id, "position": i.position, "item_kind": i.item_kind, "code": i.code,
-          "text_zh": i.text_zh, "text_en": i.text_en, "due": i.due_workdays}
-         for i in checklist.items])
-    return checklist_id
-
-
-def load_builtin_checklists(conn: sa.Connection, *,
-                            valid_from: date = PLAN_DEFAULT_VALID_FROM) -> dict[str, int]:
-    """Store the plan's two lists (version 1, no owner) unless already there; ids by code.
-
-    Loading twice is harmless; a stored version 1 that differs from the shipped one is a
-    :class:`Conflict` (versions are never overwritten).
-    """
-    ids = {}
-    for code, checklist in read_builtin_checklists().items():
-        row = conn.execute(sa.text(
-            "SELECT id FROM checklist WHERE code = :code AND version = :v "
-            "AND owner_grid_id IS NULL"), {"code": code, "v": checklist.version}).first()
-        if row is None:
-            ids[code] = write_checklist(conn, checklist, valid_from=valid_from)
-            continue
-        stored, _ = read_checklist(conn, row[0])
-        if stored != checklist:
-            raise Conflict(f"checklist {code} v{checklist.version} is stored with other "
-                           "content than the plan's; edit it as a new version instead")
-        ids[code] = row[0]
-    return ids
-
-
-def read_checklist(conn: sa.Connection, checklist_id: int) -> tuple[Checklist, dict[str, int]]:
-    """The checklist ``checklist_id`` and its item ids by item code."""
-    head = conn.execute(sa.text(
-        "SELECT code, version, title_zh, title_en FROM checklist WHERE id = :id"),
-        {"id": checklist_id}).mappings().first()
-    if head is None:
-        raise NotFound(f"checklist {checklist_id}: no such checklist")
-    items = conn.execute(sa.text(
-        "SELECT id, position, code, item_kind, text_zh, text_en, due_workdays "
-        "FROM checklist_item WHERE checklist_id = :id ORDER BY position"),
-        {"id": checklist_id}).mappings().all()
-    checklist = validate_checklist({**head, "items": [
-        {k: v for k, v in item.items() if k != "id"} for item in items]},
-        where=f"stored checklist {checklist_id}")
-    return checklist, {item["code"]: item["id"] for item in items}
-
-
-def find_checklist(conn: sa.Connection, code: str, *, city_id: int | None = None,
-                   day: date | None = None) -> int:
-    """Id of the checklist ``code`` in force for a city on ``day``.
-
-    The city's own newest version valid on ``day`` wins; else the plan's newest (no owner).
-    Raises :class:`NotFound` when none is loaded (run ``gisgrid checklists load``) or none is
-    in force yet on ``day``.
-    """
-    row = conn.execute(sa.text("""
-        SELECT id FROM checklist
-        WHERE code = :code AND (owner_grid_id = :city OR owner_grid_id IS NULL)
-          AND valid_from <= :day
-        ORDER BY owner_grid_id IS NULL, version DESC LIMIT 1
-    """), {"code": code, "city": city_id, "day": day or date.max}).first()
-    if row is None:
-        first = conn.execute(sa.text(
-            "SELECT min(valid_from) FROM checklist WHERE code = :code "
-            "AND (owner_grid_id = :city OR owner_grid_id IS NULL)"),
-            {"code": code, "city": city_id}).scalar_one()
-        if first is None:
-            raise NotFound(f"no {code} checklist is stored: load the plan's lists first "
-                           "(gisgrid checklists load)")
-        raise NotFound(f"no {code} checklist in force on {day}: the first is in force from "
-                       f"{first}")
-    return row[0]
-
-
-def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
-                          valid_from: date, changes: Mapping[str, Mapping] | None = None,
-                          remove: Iterable[str] = (), add: Iterable[Mapping] = ()
-                          ) -> tuple[int, Checklist]:
-    """A city's edit of its ``code`` list: a new version owned by the city, from ``valid_from``.
-
-    The edit starts from the list the city uses on ``valid_from``; the new version number is
-    one above every version of that code the city or the plan has. Edits of one city take
-    turns (its grid row is locked), so concurrent edits get consecutive versions.
-    """
-    city = read_city(conn, city_code, field_name="--city")
-    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": city.id})
-    current, _ = read_checklist(conn, find_checklist(conn, code, city_id=city.id,
-                                                     day=valid_from))
-    top = conn.execute(sa.text(
-        "SELECT max(version) FROM checklist WHERE code = :code "
-        "AND (owner_grid_id = :city OR owner_grid_id IS NULL)"),
-        {"code": code, "city": city.id}).scalar_one()
-    edited = edit_checklist(current, changes=changes, remove=remove, add=add,
-                            next_version=top + 1)
-    return write_checklist(conn, edited, valid_from=valid_from, owner_grid_id=city.id), edited
-
-
-def read_checklist_versions(conn: sa.Connection, code: str | None = None) -> list[dict]:
-    """Every stored checklist version: id, code, version, owner code, valid_from, item count."""
-    rows = conn.execute(sa.text("""
-        SELECT c.id, c.code, c.version, g.code AS owner, c.valid_from, count(i.id) AS items
-        FROM checklist c LEFT JOIN grid g ON g.id = c.owner_grid_id
-        LEFT JOIN checklist_item i ON i.checklist_id = c.id
-        WHERE CAST(:code AS text) IS NULL OR c.code = :code
-        GROUP BY c.id, g.code ORDER BY c.code, c.version
-    """), {"code": code}).mappings().all()
-    return [dict(r) for r in rows]
-
-
-# ---------------------------------------------------------------------------- units
-
-@dataclass(frozen=True)
-class UnitsWritten:
-    """What :func:`write_units` did."""
-
-    inserted: int
-    updated: int
-    outside: int
-    ids: tuple[int, ...] = ()
-
-
-def read_grid_index(conn: sa.Connection) -> GridIndex | None:
-    """A :class:`GridIndex` of the current base grids, or None when there are none."""
-    grids = read_grids(conn)
-    if not (grids["level"] == Level.BASE).any():
-        return None
-    return build_grid_index(grids)
-
-
-def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
-    """Store normalised units (:func:`gisgrid.units.normalise_units`) with their grid chain.
-
-    A unit whose ``external_id`` is already stored updates that row (a re-import of a ledger);
-    others are inserted. Units outside every current base grid are stored with
-    ``outside_grids = true``.
-    """
-    if units.crs is None or units.crs.to_epsg() != LONLAT_SRID:
-        raise InputError("units must be normalised to CGCS2000 longitude/latitude first")
-    srid = storage_srid(conn)
-    index = read_grid_index(conn)
-    points = units.geometry.to_crs(srid) if srid != LONLAT_SRID else units.geometry
-    if index is None:
-        chain = pd.DataFrame({c: pd.array([None] * len(units), dtype="Int64") for c in
-                              ("base_grid_id", "village_grid_id", "township_grid_id",
-                               "city_grid_id")}, index=units.index)
-        chain["outside_grids"] = True
-    else:
-        chain = assign_frame(index, gpd.GeoDataFrame(geometry=points.values, crs=srid,
-                                                     index=units.index))
-    inserted = updated = 0
-    ids = []
-    geom = f"ST_Transform(ST_SetSRID(ST_GeomFromWKB(:wkb), {LONLAT_SRID}), :srid)"
-    # one statement per unit: a ledger re-imported concurrently updates, never collides
-    # (xmax = 0 only on a row this statement inserted)
-    upsert = sa.text(f"""
-        INSERT INTO unit (external_id, name, address, unit_class, fire_key_unit,
-            high_risk, management, geom, base_grid_id, village_grid_id,
-            township_grid_id, city_grid_id, outside_grids)
-        VALUES (:external_id, :name, :address, :unit_class, :fire_key_unit, :high_risk,
-            :management, {geom}, :base_grid_id, :village_grid_id, :township_grid_id,
-            :city_grid_id, :outside)
-        ON CONFLICT (external_id) DO UPDATE SET name = EXCLUDED.name,
-            address = EXCLUDED.address, unit_class = EXCLUDED.unit_class,
-            fire_key_unit = EXCLUDED.fire_key_unit, high_risk = EXCLUDED.high_risk,
-            management = EXCLUDED.management, geom = EXCLUDED.geom,
-            base_grid_id = EXCLUDED.base_grid_id, village_grid_id = EXCLUDED.village_grid_id,
-            township_grid_id = EXCLUDED.township_grid_id,
-            city_grid_id = EXCLUDED.city_grid_id, outside_grids = EXCLUDED.outside_grids
-        RETURNING id, xmax = 0""")
-    records = units.drop(columns=units.geometry.name).to_dict("records")
-    wkbs = shapely.to_wkb(units.geometry.values)
-    for unit, wkb, grids in zip(records, wkbs, chain.to_dict("records")):
-        params = {
-            "external_id": unit["external_id"], "name": unit["name"],
-            "address": unit["address"], "unit_class": unit["unit_class"],
-            "fire_key_unit": bool(unit["fire_key_unit"]), "high_risk": bool(unit["high_risk"]),
-            "management": unit["management"], "wkb": wkb,
-            "srid": srid, "outside": bool(grids["outside_grids"]),
-            **{c: (None if pd.isna(grids[c]) else int(grids[c])) for c in
-               ("base_grid_id", "village_grid_id", "township_grid_id", "city_grid_id")},
-        }
-        unit_id, was_inserted = conn.execute(upsert, params).one()
-        ids.append(unit_id)
-        inserted += bool(was_inserted)
-        updated += not was_inserted
-    return UnitsWritten(inserted, updated, int(chain["outside_grids"].sum()), tuple(ids))
-
-
-def read_units(conn: sa.Connection, *, under: str | None = None,
-               outside_only: bool = False) -> gpd.GeoDataFrame:
-    """Stored units (those whose base grid is under ``under``; or only those outside every
-    grid), with the code of their base grid, as a GeoDataFrame in CGCS2000 lon/lat."""
-    where, params = _under_params(conn, under)
-    if under is not None:
-        where = f"u.base_grid_id IN (SELECT g.id FROM grid g WHERE {where})"
-    if outside_only:
-        where += " AND u.outside_grids"
-    rows = conn.execute(sa.text(f"""
-        SELECT u.id, u.external_id, u.name, u.address, u.unit_class, u.fire_key_unit,
-               u.high_risk, u.management, b.code AS base_grid_code, u.base_grid_id,
-               u.village_grid_id, u.township_grid_id, u.city_grid_id, u.outside_grids,
-               ST_AsBinary(ST_Transform(u.geom, {LONLAT_SRID})) AS wkb
-        FROM unit u LEFT JOIN grid b ON b.id = u.base_grid_id
-        WHERE {where} ORDER BY u.id"""), params).mappings().all()
-    frame = pd.DataFrame([{k: v for k, v in r.items() if k != "wkb"} for r in rows])
-    geoms = shapely.from_wkb([bytes(r["wkb"]) for r in rows]) if rows else []
-    return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=LONLAT_SRID).values,
-                            crs=LONLAT_SRID)
-
-
-# ---------------------------------------------------------------------------- people
-
-def write_person(conn: sa.Connection, person: PersonRecord) -> int:
-    """Insert a checked person (:func:`gisgrid.people.validate_person`); returns the id.
-
-    A phone already used by another active person is a :class:`Conflict` (phones identify
-    workers in patrol submissions). Writers of the same phone take turns (a transaction-level
-    advisory lock on the phone), so two concurrent additions cannot both pass the check.
-    """
-    if person.phone is not None:
-        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
-                     {"key": f"gisgrid person phone {person.phone}"})
-        other = conn.execute(sa.text(
-            "SELECT id FROM person WHERE phone = :phone AND active"),
-            {"phone": person.phone}).scalar_one_or_none()
-        if other is not None:
-            raise Conflict(f"phone {person.phone} already belongs to person {other}")
-    return conn.execute(sa.text(
-        "INSERT INTO person (name, phone, id_number, kind, employment, active) "
-        "VALUES (:name, :phone, :id_number, :kind, :employment, :active) RETURNING id"),
-        {"name": person.name, "phone": person.phone, "id_number": person.id_number,
-         "kind": person.kind, "employment": person.employment,
-         "active": person.active}).scalar_one()
-
-
-def _worker_key(worker: int | str) -> tuple[bool, int | str]:
-    """(by id, value): an int or digits shorter than a phone number is a person id."""
-    by_id = isinstance(worker, int) or (isinstance(worker, str) and worker.isdigit()
-                                        and len(worker) < 11)
-    return by_id, int(worker) if by_id else str(worker)
-
-
-def _read_workers(conn: sa.Connection, workers: Iterable[int | str]
-                  ) -> dict[tuple[bool, int | str], PersonRecord]:
-    """People by :func:`_worker_key` of each of ``workers`` (ids, or phones of active people);
-    a worker with no person is absent."""
-    keys = {_worker_key(w) for w in workers}
-    ids = [v for by_id, v in keys if by_id]
-    phones = [v for by_id, v in keys if not by_id]
-    columns = "id, name, kind, phone, id_number, employment, active"
-    found = {}
-    if ids:
-        for row in conn.execute(sa.text(f"SELECT {columns} FROM person WHERE id = ANY(:w)"),
-                                {"w": ids}).mappings():
-            found[(True, row["id"])] = PersonRecord(**row)
-    if phones:
-        for row in conn.execute(sa.text(
-                f"SELECT DISTINCT ON (phone) {columns} FROM person "
-                "WHERE phone = ANY(:w) AND active ORDER BY phone, id"), {"w": phones}).mappings():
-            found[(False, row["phone"])] = PersonRecord(**row)
-    return found
-
-
-def _no_person(field_name: str, worker: int | str) -> InputError:
-    by_id, _ = _worker_key(worker)
-    return InputError(f"{field_name}: no person with {'id' if by_id else 'phone'} {worker!r}")
-
-
-def read_person(conn: sa.Connection, worker: int | str, *,
-                field_name: str = "worker") -> PersonRecord:
-    """The person with id ``worker`` (an int or digits) or with phone ``worker``.
-
-    :class:`InputError` naming ``field_name`` when there is none.
-    """
-    person = _read_workers(conn, [worker]).get(_worker_key(worker))
-    if person is None:
-        raise _no_person(field_name, worker)
-    return person
-
-
-def read_assignments(conn: sa.Connection, *, grid_id: int | None = None,
-                     person_id: int | None = None) -> list[AssignmentRecord]:
-    """Assignments of a grid and/or a person (all when both are None)."""
-    rows = conn.execute(sa.text(
-        "SELECT person_id, grid_id, role, valid_from, valid_to, id FROM assignment "
-        "WHERE (CAST(:g AS bigint) IS NULL OR grid_id = :g) "
-        "AND (CAST(:p AS bigint) IS NULL OR person_id = :p) ORDER BY id"),
-        {"g": grid_id, "p": person_id}).all()
-    return [AssignmentRecord(*r) for r in rows]
-
-
-def record_assignment(conn: sa.Connection, person_id: int, grid_code: str, role: str,
-                      valid_from: date, valid_to: date | None = None
-                      ) -> tuple[int, list[str]]:
-    """Assign a person to a grid (rules: :func:`gisgrid.people.check_assignment`).
-
-    Returns the new assignment id and warnings (e.g. a second grid worker on the grid).
-    """
-    person = read_person(conn, person_id, field_name="person")
-    grid = read_grid(conn, grid_code)
-    conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": grid.id})
-    new = AssignmentRecord(person.id, grid.id, role, valid_from, valid_to)
-    warnings = check_assignment(new, grid_level=grid.level, person=person,
-                                existing=read_assignments(conn, grid_id=grid.id),
-                                grid_code=grid.code)
-    assignment_id = conn.execute(sa.text(
-        "INSERT INTO assignment (person_id, grid_id, role, valid_from, valid_to) "
-        "VALUES (:p, :g, :role, :f, :t) RETURNING id"),
-        {"p": person.id, "g": grid.id, "role": role, "f": valid_from,
-         "t": valid_to}).scalar_one()
-    return assignment_id, warnings
-
-
-def record_training(conn: sa.Connection, person_id: int, course: str, held_on, hours=None
-                    ) -> int:
-    """Record a training course a person attended; returns the row id."""
-    person = read_person(conn, person_id, field_name="person")
-    course, held_on, hours = validate_training(course, held_on, hours)
-    return conn.execute(sa.text(
-        "INSERT INTO training (person_id, course, held_on, hours) "
-        "VALUES (:p, :c, :d, :h) RETURNING id"),
-        {"p": person.id, "c": course, "d": held_on, "h": hours}).scalar_one()
-
-
-def read_people(conn: sa.Connection, *, day: date | None = None,
-                under: str | None = None) -> list[dict]:
-    """People with their assignments in force on ``day`` (all days when None) and training
-    hours; ``under`` keeps people assigned to a grid under that code."""
-    where, params = _under_params(conn, under)
-    rows = conn.execute(sa.text(f"""
-        SELECT p.id, p.name, p.phone, p.kind, p.employment, p.active,
-               coalesce(string_agg(DISTINCT g.code || ':' || a.role, ' '), '') AS grids,
-               (SELECT coalesce(sum(t.hours), 0) FROM training t WHERE t.person_id = p.id)
-                   AS training_hours
-        FROM person p
-        LEFT JOIN assignment a ON a.person_id = p.id
-             AND (CAST(:day AS date) IS NULL OR (a.valid_from <= :day
-                  AND (a.valid_to IS NULL OR a.valid_to >= :day)))
-        LEFT JOIN grid g ON g.id = a.grid_id
-        GROUP BY p.id
-        HAVING CAST(:all_people AS boolean) OR bool_or({where})
-        ORDER BY p.id"""), {**params, "day": day, "all_people": under is None}).mappings()
-    return [dict(r) for r in rows]
-
-
-def check_staffing(conn: sa.Connection, day: date, *,
-                   under: str | None = None) -> list[WorkerFinding]:
-    """Base grids (under ``under``) without exactly one grid worker on ``day``."""
-    base_ids = [g["id"] for g in read_base_grids(conn, under=under)]
-    return check_base_grid_workers(base_ids, read_assignments(conn), day)
 
 
 # ---------------------------------------------------------------------------- plans
@@ -679,7 +208,7 @@ def read_plan_tasks(conn: sa.Connection, grid_code: str, day: date) -> list[dict
 
 def read_plans(conn: sa.Connection, day: date, *, under: str | None = None) -> list[dict]:
     """One row per plan of ``day``: grid, checklist, task counts by status, oldest open age."""
-    where, params = _under_params(conn, under)
+    where, params = under_params(conn, under)
     rows = conn.execute(sa.text(f"""
         SELECT g.code AS grid_code, c.code AS checklist, c.version,
                count(*) AS tasks,
@@ -802,16 +331,16 @@ def _record_patrols(conn: sa.Connection, subs: list[PatrolSubmission]
     out: list = [None] * len(subs)
     if not subs:
         return out
-    people = _read_workers(conn, [s.worker for s in subs])
+    people = read_workers(conn, [s.worker for s in subs])
     stored = _stored_submissions(conn, [s.client_uuid for s in subs])
     grids, base = _read_patrol_grids(conn, {s.grid_code for s in subs})
     normalised: list[PatrolSubmission | None] = [None] * len(subs)
     first_of: dict[uuid.UUID, int] = {}
     fresh: list[_Fresh] = []
     for n, sub in enumerate(subs):
-        person = people.get(_worker_key(sub.worker))
+        person = people.get(worker_key(sub.worker))
         if person is None:
-            out[n] = _no_person("worker", sub.worker)
+            out[n] = person_not_found("worker", sub.worker)
             continue
         normalised[n] = new = _with_worker(sub, person.id)
         if sub.client_uuid in stored:
@@ -887,7 +416,7 @@ def _write_patrols(conn: sa.Connection, fresh: list[_Fresh], out: list) -> None:
         SELECT p.grid_id, p.day, p.id FROM patrol_plan p
         JOIN unnest(CAST(:g AS bigint[]), CAST(:d AS date[])) AS u(g, d)
           ON p.grid_id = u.g AND p.day = u.d"""), {"g": grid_col, "d": day_col})}
-    assignments = _read_assignments_of(conn, {f.person.id for f in fresh})
+    assignments = read_assignments_of(conn, {f.person.id for f in fresh})
     checklists: dict = {}
     for run in _split_runs(fresh, set(plan_of)):
         to_make: dict[date, dict[int, Mapping]] = {}
@@ -1038,18 +567,6 @@ def _same_as_first(first: PatrolOutcome | GisgridError, first_sub: PatrolSubmiss
             [f"{name} differs" for name in diff_submissions(first_sub, new)])
     return _same_or_conflict((first.patrol_id, first.late, first_sub), new)
 
-
-def _read_assignments_of(conn: sa.Connection, person_ids: Iterable[int]
-                         ) -> dict[int, list[AssignmentRecord]]:
-    """Assignments of these people, by person id."""
-    found: dict[int, list[AssignmentRecord]] = {}
-    for row in conn.execute(sa.text(
-            "SELECT person_id, grid_id, role, valid_from, valid_to, id FROM assignment "
-            "WHERE person_id = ANY(:p) ORDER BY id"), {"p": list(person_ids)}):
-        found.setdefault(row[0], []).append(AssignmentRecord(*row))
-    return found
-
-
 def _worker_warnings(assignments: Mapping[int, list[AssignmentRecord]], person: PersonRecord,
                      grid: Mapping, day: date) -> tuple[str, ...]:
     if any(a.grid_id == grid["id"] and a.active_on(day) for a in assignments.get(person.id, ())):
@@ -1061,7 +578,7 @@ def _worker_warnings(assignments: Mapping[int, list[AssignmentRecord]], person: 
 def read_patrols(conn: sa.Connection, *, day: date | None = None,
                  under: str | None = None) -> list[dict]:
     """Stored patrols (of ``day``, of grids under ``under``) with result counts."""
-    where, params = _under_params(conn, under)
+    where, params = under_params(conn, under)
     rows = conn.execute(sa.text(f"""
         SELECT pa.id, pa.client_uuid::text AS client_uuid, g.code AS grid_code,
                pe.name AS worker, pa.day, pa.started_at, pa.ended_at, pa.entered_at, pa.late,
