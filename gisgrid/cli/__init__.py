@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "ingest": "ingest",
     "demo": "demo",
     "serve": "serve",
+    "audit": "audit",
 }
 
 

@@ -12,6 +12,7 @@ from datetime import date
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.errors import InputError
 
 FORMATS = click.Choice(["text", "json"])
@@ -68,7 +69,7 @@ def load() -> None:
     from gisgrid.db.engine import begin
 
     with begin() as conn:
-        ids = load_builtin_checklists(conn)
+        ids = load_builtin_checklists(conn, actor=default_actor())
     for code, checklist_id in ids.items():
         click.echo(f"{code}: checklist {checklist_id}")
 
@@ -133,7 +134,7 @@ def edit(code: str, city: str, sets: tuple[str, ...], remove: tuple[str, ...], a
     with begin() as conn:
         checklist_id, checklist = record_checklist_edit(
             conn, code, city_code=city, valid_from=day_or_today(from_day, "--from-day"),
-            changes=changes, remove=remove, add=add)
+            changes=changes, remove=remove, add=add, actor=default_actor())
     click.echo(f"{code} v{checklist.version} for {city}: checklist {checklist_id}, "
                f"{len(checklist.items)} items")
 

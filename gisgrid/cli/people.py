@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.cli.checklists import FORMATS, day_or_today, echo_rows, parse_day
 from gisgrid.people import ASSIGNMENT_ROLES, EMPLOYMENTS, PERSON_KINDS
 
@@ -35,7 +36,7 @@ def add(name: str, kind: str, employment: str | None, phone: str | None,
     person = validate_person({"name": name, "kind": kind, "employment": employment,
                               "phone": phone, "id_number": id_number})
     with begin() as conn:
-        person_id = write_person(conn, person)
+        person_id = write_person(conn, person, actor=default_actor())
     click.echo(f"person {person_id}: {person.name} ({person.kind})")
 
 
@@ -55,7 +56,8 @@ def assign(person_id: int, grid_code: str, role: str, valid_from: str | None,
     start = day_or_today(valid_from, "--from")
     with begin() as conn:
         assignment_id, warnings = record_assignment(
-            conn, person_id, grid_code, role, start, parse_day(valid_to, "--to"))
+            conn, person_id, grid_code, role, start, parse_day(valid_to, "--to"),
+            actor=default_actor())
     click.echo(f"assignment {assignment_id}: person {person_id} is {role} of {grid_code} "
                f"from {start}")
     for warning in warnings:
@@ -73,7 +75,8 @@ def train(person_id: int, course: str, held_on: str, hours: str | None) -> None:
     from gisgrid.db.people import record_training
 
     with begin() as conn:
-        training_id = record_training(conn, person_id, course, held_on, hours)
+        training_id = record_training(conn, person_id, course, held_on, hours,
+                                      actor=default_actor())
     click.echo(f"training {training_id}: person {person_id}, {course}, {held_on}")
 
 

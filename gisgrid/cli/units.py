@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from gisgrid.cli import default_actor
 from gisgrid.cli.checklists import FORMATS, echo_rows
 
 
@@ -32,7 +33,7 @@ def import_units(file: str, crs: str | None, sheet: str | None) -> None:
 
     frame = read_units(file, crs=crs, sheet=sheet)
     with begin() as conn:
-        written = write_units(conn, frame)
+        written = write_units(conn, frame, actor=default_actor())
     click.echo(f"units: {written.inserted} inserted, {written.updated} updated, "
                f"{written.outside} outside every grid (flagged)")
     counts = frame["management"].value_counts()

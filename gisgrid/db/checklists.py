@@ -11,12 +11,14 @@ edit (:func:`record_checklist_edit`) is a new version owned by that city, in for
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from datetime import date
 
 import sqlalchemy as sa
 
 from gisgrid.checklists import (Checklist, edit_checklist, read_builtin_checklists,
                                 validate_checklist)
+from gisgrid.db.audit import ChecklistEdited, ChecklistsLoaded, record_audit
 from gisgrid.db.grids import read_city
 from gisgrid.errors import Conflict, NotFound
 
@@ -51,25 +53,30 @@ def write_checklist(conn: sa.Connection, checklist: Checklist, *, valid_from: da
 
 
 def load_builtin_checklists(conn: sa.Connection, *,
-                            valid_from: date = PLAN_DEFAULT_VALID_FROM) -> dict[str, int]:
+                            valid_from: date = PLAN_DEFAULT_VALID_FROM,
+                            actor: str | None = None) -> dict[str, int]:
     """Store the plan's two lists (version 1, no owner) unless already there; ids by code.
 
     Loading twice is harmless; a stored version 1 that differs from the shipped one is a
-    :class:`Conflict` (versions are never overwritten).
+    :class:`Conflict` (versions are never overwritten). A load that stores a list is audited
+    (``checklist.load`` by ``actor``).
     """
-    ids = {}
+    ids, stored_now = {}, {}
     for code, checklist in read_builtin_checklists().items():
         row = conn.execute(sa.text(
             "SELECT id FROM checklist WHERE code = :code AND version = :v "
             "AND owner_grid_id IS NULL"), {"code": code, "v": checklist.version}).first()
         if row is None:
-            ids[code] = write_checklist(conn, checklist, valid_from=valid_from)
+            ids[code] = stored_now[code] = write_checklist(conn, checklist,
+                                                           valid_from=valid_from)
             continue
         stored, _ = read_checklist(conn, row[0])
         if stored != checklist:
             raise Conflict(f"checklist {code} v{checklist.version} is stored with other "
                            "content than the plan's; edit it as a new version instead")
         ids[code] = row[0]
+    if stored_now:
+        record_audit(conn, ChecklistsLoaded(actor=actor, checklists=stored_now))
     return ids
 
 
@@ -119,13 +126,15 @@ def find_checklist(conn: sa.Connection, code: str, *, city_id: int | None = None
 
 def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
                           valid_from: date, changes: Mapping[str, Mapping] | None = None,
-                          remove: Iterable[str] = (), add: Iterable[Mapping] = ()
-                          ) -> tuple[int, Checklist]:
+                          remove: Iterable[str] = (), add: Iterable[Mapping] = (),
+                          actor: str | None = None) -> tuple[int, Checklist]:
     """A city's edit of its ``code`` list: a new version owned by the city, from ``valid_from``.
 
     The edit starts from the list the city uses on ``valid_from``; the new version number is
     one above every version of that code the city or the plan has. Edits of one city take
-    turns (its grid row is locked), so concurrent edits get consecutive versions.
+    turns (its grid row is locked), so concurrent edits get consecutive versions. The edit is
+    audited (``checklist.edit`` by ``actor``, with the codes of the items whose kind, text or
+    due days changed, and of those removed and added).
     """
     city = read_city(conn, city_code, field_name="--city")
     conn.execute(sa.text("SELECT id FROM grid WHERE id = :id FOR UPDATE"), {"id": city.id})
@@ -137,7 +146,15 @@ def record_checklist_edit(conn: sa.Connection, code: str, *, city_code: str,
         {"code": code, "city": city.id}).scalar_one()
     edited = edit_checklist(current, changes=changes, remove=remove, add=add,
                             next_version=top + 1)
-    return write_checklist(conn, edited, valid_from=valid_from, owner_grid_id=city.id), edited
+    checklist_id = write_checklist(conn, edited, valid_from=valid_from, owner_grid_id=city.id)
+    before = {item.code: replace(item, position=0) for item in current.items}
+    after = {item.code: replace(item, position=0) for item in edited.items}  # a move is no edit
+    record_audit(conn, ChecklistEdited(
+        actor=actor, checklist_id=checklist_id, code=code, version=edited.version,
+        city_code=city.code, valid_from=valid_from,
+        changed=sorted(c for c in after if c in before and after[c] != before[c]),
+        removed=sorted(set(before) - set(after)), added=sorted(set(after) - set(before))))
+    return checklist_id, edited
 
 
 def read_checklist_versions(conn: sa.Connection, code: str | None = None) -> list[dict]:

@@ -24,6 +24,7 @@ from gisgrid.coverage.hierarchy import validate_hierarchy
 from gisgrid.coverage.repair import (RepairProposal, propose_hierarchy_repair, propose_repair,
                                      same_vertices_key)
 from gisgrid.coverage.report import CoverageReport, Finding
+from gisgrid.db.audit import FindingAccepted, record_audit
 from gisgrid.db.engine import storage_srid
 from gisgrid.db.grids import read_grids, write_grids
 from gisgrid.errors import InputError, NotFound
@@ -130,7 +131,8 @@ def _finding_row(finding: Finding, run_id: int, srid: int) -> dict:
 def accept_finding(conn: sa.Connection, finding_id: str, *, reason: str, reviewer: str) -> int:
     """Accept a stored finding (row id, or fingerprint / its first 16 digits) as an exception.
 
-    The versions of the grids it involves (its codes and its parent) are stored with it.
+    The versions of the grids it involves (its codes and its parent) are stored with it, and
+    the acceptance is audited (``finding.accept``, the reviewer as actor).
     Returns the id of the accepted-exception row.
     """
     if not reason or not reason.strip():
@@ -160,6 +162,10 @@ def accept_finding(conn: sa.Connection, finding_id: str, *, reason: str, reviewe
                            "versions": json.dumps(versions)}).scalar_one()
     conn.execute(sa.text("UPDATE finding SET status = 'accepted' WHERE fingerprint = :fp"),
                  {"fp": row.fingerprint})
+    record_audit(conn, FindingAccepted(
+        actor=reviewer, exception_id=int(exception_id), finding_id=int(row.id),
+        fingerprint=row.fingerprint, kind=row.kind, codes=list(row.codes),
+        reason=reason.strip(), grid_versions=versions))
     return int(exception_id)
 
 

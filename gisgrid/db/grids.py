@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from gisgrid.assign import GridIndex, build_grid_index
 from gisgrid.crs import local_metric_crs
+from gisgrid.db.audit import GridsWritten, record_audit, summarise_codes
 from gisgrid.db.engine import storage_srid
 from gisgrid.errors import CRSError, ImportRefused, InputError, NotFound
 from gisgrid.grids import GEOMETRY_COLUMN, PreparedGrids, path_segment, snap_grid_geometries
@@ -69,7 +70,9 @@ def write_grids(conn: sa.Connection, prepared: PreparedGrids, *, actor: str | No
         nothing reaches the table off the precision grid.
     actor, change, reason
         Recorded on every history row; ``change`` is one of ``import``, ``edit``, ``repair``,
-        ``retire``, ``create``.
+        ``retire``, ``create``. The call leaves one audit event ``grids.<change>`` with the
+        counts of new, versioned and unchanged grids and the codes of the first changed ones
+        (:mod:`gisgrid.db.audit`).
     progress
         Show a progress bar on stderr while loading.
 
@@ -102,6 +105,10 @@ def write_grids(conn: sa.Connection, prepared: PreparedGrids, *, actor: str | No
     _stage(conn, frame, geoms, progress=progress)
     _resolve_stage(conn)
     _refuse_conflicts(conn)
+    inserted, versioned, codes = conn.execute(sa.text(
+        "SELECT count(*) FILTER (WHERE grid_id IS NULL), count(*) FILTER (WHERE changed), "
+        "coalesce(array_agg(code) FILTER (WHERE grid_id IS NULL OR changed), '{}') "
+        "FROM grid_stage")).one()
     _version_changed_grids(conn, now, srid)
     _insert_new_grids(conn, now, srid)
     conn.execute(sa.text("""
@@ -115,6 +122,12 @@ def write_grids(conn: sa.Connection, prepared: PreparedGrids, *, actor: str | No
     """), {"change": change, "actor": actor, "reason": reason})
     ids = conn.execute(sa.text("SELECT grid_id FROM grid_stage ORDER BY pos")).scalars().all()
     conn.execute(sa.text("DROP TABLE grid_stage"))
+    levels = set(frame["level"].astype(int))
+    shown, more = summarise_codes(codes)
+    record_audit(conn, GridsWritten(
+        actor=actor, change=change, level=levels.pop() if len(levels) == 1 else None,
+        inserted=inserted, versioned=versioned, unchanged=len(ids) - inserted - versioned,
+        codes=shown, more_codes=more, reason=reason))
     return [int(i) for i in ids]
 
 

@@ -15,18 +15,20 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from gisgrid.db.audit import AssignmentRecorded, PersonAdded, TrainingRecorded, record_audit
 from gisgrid.db.grids import read_base_grids, read_grid, under_params
 from gisgrid.errors import Conflict, InputError
 from gisgrid.people import (AssignmentRecord, PersonRecord, WorkerFinding, check_assignment,
                             check_base_grid_workers, validate_training)
 
 
-def write_person(conn: sa.Connection, person: PersonRecord) -> int:
+def write_person(conn: sa.Connection, person: PersonRecord, *, actor: str | None = None) -> int:
     """Insert a checked person (:func:`gisgrid.people.validate_person`); returns the id.
 
     A phone already used by another active person is a :class:`Conflict` (phones identify
     workers in patrol submissions). Writers of the same phone take turns (a transaction-level
     advisory lock on the phone), so two concurrent additions cannot both pass the check.
+    Audited as ``person.add`` by ``actor``.
     """
     if person.phone is not None:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
@@ -36,12 +38,15 @@ def write_person(conn: sa.Connection, person: PersonRecord) -> int:
             {"phone": person.phone}).scalar_one_or_none()
         if other is not None:
             raise Conflict(f"phone {person.phone} already belongs to person {other}")
-    return conn.execute(sa.text(
+    person_id = conn.execute(sa.text(
         "INSERT INTO person (name, phone, id_number, kind, employment, active) "
         "VALUES (:name, :phone, :id_number, :kind, :employment, :active) RETURNING id"),
         {"name": person.name, "phone": person.phone, "id_number": person.id_number,
          "kind": person.kind, "employment": person.employment,
          "active": person.active}).scalar_one()
+    record_audit(conn, PersonAdded(actor=actor, person_id=person_id, name=person.name,
+                                   kind=person.kind, employment=person.employment))
+    return person_id
 
 
 def worker_key(worker: int | str) -> tuple[bool, int | str]:
@@ -102,11 +107,12 @@ def read_assignments(conn: sa.Connection, *, grid_id: int | None = None,
 
 
 def record_assignment(conn: sa.Connection, person_id: int, grid_code: str, role: str,
-                      valid_from: date, valid_to: date | None = None
-                      ) -> tuple[int, list[str]]:
+                      valid_from: date, valid_to: date | None = None, *,
+                      actor: str | None = None) -> tuple[int, list[str]]:
     """Assign a person to a grid (rules: :func:`gisgrid.people.check_assignment`).
 
     Returns the new assignment id and warnings (e.g. a second grid worker on the grid).
+    Audited as ``assignment.record`` by ``actor``.
     """
     person = read_person(conn, person_id, field_name="person")
     grid = read_grid(conn, grid_code)
@@ -120,18 +126,28 @@ def record_assignment(conn: sa.Connection, person_id: int, grid_code: str, role:
         "VALUES (:p, :g, :role, :f, :t) RETURNING id"),
         {"p": person.id, "g": grid.id, "role": role, "f": valid_from,
          "t": valid_to}).scalar_one()
+    record_audit(conn, AssignmentRecorded(
+        actor=actor, assignment_id=assignment_id, person_id=person.id, grid_code=grid.code,
+        role=role, valid_from=valid_from, valid_to=valid_to, warnings=list(warnings)))
     return assignment_id, warnings
 
 
-def record_training(conn: sa.Connection, person_id: int, course: str, held_on, hours=None
-                    ) -> int:
-    """Record a training course a person attended; returns the row id."""
+def record_training(conn: sa.Connection, person_id: int, course: str, held_on, hours=None,
+                    *, actor: str | None = None) -> int:
+    """Record a training course a person attended; returns the row id.
+
+    Audited as ``training.record`` by ``actor``.
+    """
     person = read_person(conn, person_id, field_name="person")
     course, held_on, hours = validate_training(course, held_on, hours)
-    return conn.execute(sa.text(
+    training_id = conn.execute(sa.text(
         "INSERT INTO training (person_id, course, held_on, hours) "
         "VALUES (:p, :c, :d, :h) RETURNING id"),
         {"p": person.id, "c": course, "d": held_on, "h": hours}).scalar_one()
+    record_audit(conn, TrainingRecorded(actor=actor, training_id=training_id,
+                                        person_id=person.id, course=course, held_on=held_on,
+                                        hours=hours))
+    return training_id
 
 
 def read_people(conn: sa.Connection, *, day: date | None = None,

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from gisgrid.assign import assign_frame
 from gisgrid.crs import DEFAULT_SRID as LONLAT_SRID
+from gisgrid.db.audit import UnitsImported, record_audit
 from gisgrid.db.engine import storage_srid
 from gisgrid.db.grids import read_grid_index, under_params
 from gisgrid.errors import InputError
@@ -36,12 +37,14 @@ class UnitsWritten:
 
 
 
-def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
+def write_units(conn: sa.Connection, units: gpd.GeoDataFrame, *,
+                actor: str | None = None) -> UnitsWritten:
     """Store normalised units (:func:`gisgrid.units.normalise_units`) with their grid chain.
 
     A unit whose ``external_id`` is already stored updates that row (a re-import of a ledger);
     others are inserted. Units outside every current base grid are stored with
-    ``outside_grids = true``.
+    ``outside_grids = true``. The call is audited (``units.import`` by ``actor``, with the
+    counts).
     """
     if units.crs is None or units.crs.to_epsg() != LONLAT_SRID:
         raise InputError("units must be normalised to CGCS2000 longitude/latitude first")
@@ -92,7 +95,10 @@ def write_units(conn: sa.Connection, units: gpd.GeoDataFrame) -> UnitsWritten:
         ids.append(unit_id)
         inserted += bool(was_inserted)
         updated += not was_inserted
-    return UnitsWritten(inserted, updated, int(chain["outside_grids"].sum()), tuple(ids))
+    written = UnitsWritten(inserted, updated, int(chain["outside_grids"].sum()), tuple(ids))
+    record_audit(conn, UnitsImported(actor=actor, inserted=written.inserted,
+                                     updated=written.updated, outside=written.outside))
+    return written
 
 
 def read_units(conn: sa.Connection, *, under: str | None = None,

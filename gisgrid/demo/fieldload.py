@@ -23,13 +23,14 @@ import sqlalchemy as sa
 from tqdm import tqdm
 
 from gisgrid.db.checklists import load_builtin_checklists
+from gisgrid.db.hazards import advance_hazard, record_hazard
 from gisgrid.db.patrols import build_plans, record_patrol_coverage, record_patrols
 from gisgrid.db.people import record_assignment, write_person
 from gisgrid.db.units import write_units
-from gisgrid.db.hazards import advance_hazard, record_hazard
 from gisgrid.demo.city import DemoCity
 from gisgrid.demo.field import (LOCAL_TZ, DemoHazards, DemoPatrols, DemoPeople, build_demo_hazards,
                                 build_demo_patrols, build_demo_people, build_demo_units)
+from gisgrid.demo.run import DEMO_ACTOR
 from gisgrid.hazards.reports import HazardReport
 from gisgrid.patrols import parse_submission
 from gisgrid.people import validate_person
@@ -47,7 +48,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
     """
     start = start or (datetime.now(LOCAL_TZ).date() - timedelta(days=days))
     step("loading the plan's two checklists (附件1, 附件2)")
-    load_builtin_checklists(conn)
+    load_builtin_checklists(conn, actor=DEMO_ACTOR)
     step("importing business units")
     units = build_demo_units(city, seed=city.seed)
     unit_ids = load_units(conn, units)
@@ -72,7 +73,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
 def load_units(conn: sa.Connection, units) -> dict[str, int]:
     """Units through the import path; unit ids by external id."""
     normalised = normalise_units(units.drop(columns=["base_code"]))
-    written = write_units(conn, normalised)
+    written = write_units(conn, normalised, actor=DEMO_ACTOR)
     return dict(zip(normalised["external_id"], written.ids))
 
 
@@ -80,10 +81,10 @@ def load_people(conn: sa.Connection, people: DemoPeople) -> dict[str, int]:
     """People and their assignments; person ids by the generator's person code."""
     ids = {}
     for row in _records(people.people):
-        ids[row["person_code"]] = write_person(conn, validate_person(row))
+        ids[row["person_code"]] = write_person(conn, validate_person(row), actor=DEMO_ACTOR)
     for row in _records(people.assignments):
         record_assignment(conn, ids[row["person_code"]], row["grid_code"],
-                          row["role"], row["valid_from"], row["valid_to"])
+                          row["role"], row["valid_from"], row["valid_to"], actor=DEMO_ACTOR)
     return ids
 
 
@@ -139,7 +140,7 @@ def load_hazards(conn: sa.Connection, hazards: DemoHazards, *, unit_ids: dict[st
             reported_at=row["reported_at"], major=bool(row["major"]),
             reporter_id=person_ids_by_phone.get(row.get("reporter")),
             unit_id=unit_ids.get(unit) if unit else None, item_code=row["item_code"])
-        actor = row.get("reporter") or "gisgrid demo"
+        actor = row.get("reporter") or DEMO_ACTOR
         hazard_ids[row["client_uuid"]] = record_hazard(conn, report, actor=actor,
                                                        photo_dir=photo_dir).id
     steps = sorted(hazards.steps, key=lambda s: (s.at, s.client_uuid, s.seq))
