@@ -41,6 +41,7 @@ import shapely
 import sqlalchemy as sa
 
 from gisgrid.checklists import checklist_code_for, read_builtin_checklists
+from gisgrid.clock import CHINA_TZ
 from gisgrid.db import checklists as checklist_store
 from gisgrid.db import grids as grid_store
 from gisgrid.db import migrate
@@ -52,7 +53,7 @@ from gisgrid.db.server import EmbeddedServer
 from gisgrid.demo.city import build_demo_city
 from gisgrid.grids import prepare_grids
 from gisgrid.levels import Level
-from gisgrid.patrols import LOCAL_TZ, parse_submission
+from gisgrid.patrols import parse_submission
 from gisgrid.people import validate_person
 
 FIRST_DAY = date(2024, 5, 1)
@@ -160,11 +161,11 @@ def day_submissions(day: date, base, workers, pools, metric_crs, rng) -> list[di
         draw = rng.random(len(codes))
         results = {c: ("ok" if d < 0.93 else "not_checked" if d < 0.98 else "hazard_found")
                    for c, d in zip(codes, draw) if d < 0.99}  # 1% not reported at all
-        start = datetime.combine(day, datetime.min.time(), LOCAL_TZ) + timedelta(
+        start = datetime.combine(day, datetime.min.time(), CHINA_TZ) + timedelta(
             hours=8, minutes=int(rng.integers(0, 180)))
         end = start + timedelta(minutes=int(rng.integers(45, 150)))
         late = rng.random() < 0.03
-        entered = (datetime.combine(day + timedelta(1), datetime.min.time(), LOCAL_TZ)
+        entered = (datetime.combine(day + timedelta(1), datetime.min.time(), CHINA_TZ)
                    + timedelta(hours=9)) if late else end + timedelta(minutes=10)
         out.append({"client_uuid": str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | k)),
                     "grid_code": grid["code"], "worker": workers[grid["code"]],
@@ -175,7 +176,7 @@ def day_submissions(day: date, base, workers, pools, metric_crs, rng) -> list[di
 
 
 def parse_all(raw: list[dict]):
-    now = datetime.now(LOCAL_TZ)
+    now = datetime.now(CHINA_TZ)
     return [parse_submission(r, received_at=now) for r in raw]
 
 

@@ -20,7 +20,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -29,6 +28,7 @@ import pyproj
 import shapely
 
 from gisgrid.checklists import Checklist
+from gisgrid.clock import to_local
 from gisgrid.crs import DEFAULT_SRID, local_metric_crs, require_crs
 from gisgrid.errors import CRSError, InputError
 from gisgrid.precision import snap
@@ -37,7 +37,6 @@ RESULTS = ("ok", "hazard_found", "not_checked")
 DONE_RESULTS = frozenset({"ok", "hazard_found"})
 TASK_STATUSES = ("open", "done", "carried_over")
 DEFAULT_BUFFER_M = 50.0
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 SUBMISSION_FIELDS = ("client_uuid", "grid_code", "worker", "day", "started_at", "ended_at",
                      "entered_at", "results", "track")
 
@@ -182,23 +181,6 @@ def is_late(day: date, entered_at: datetime) -> bool:
     True
     """
     return to_local(entered_at).date() > day
-
-
-def to_local(moment: datetime) -> datetime:
-    """``moment`` in China Standard Time; a naive datetime is taken to be local already."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=LOCAL_TZ)
-    return moment.astimezone(LOCAL_TZ)
-
-
-def local_today(now: datetime | None = None) -> date:
-    """Today's date in China (the plan's working day), not the server's own zone.
-
-    >>> from datetime import timezone
-    >>> local_today(datetime(2024, 5, 1, 17, 0, tzinfo=timezone.utc))
-    datetime.date(2024, 5, 2)
-    """
-    return to_local(now or datetime.now(LOCAL_TZ)).date()
 
 
 def parse_submission(data: Mapping, *, received_at: datetime) -> PatrolSubmission:

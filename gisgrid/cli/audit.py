@@ -10,8 +10,8 @@ import json
 import click
 
 from gisgrid.cli.checklists import FORMATS, echo_rows, parse_day
+from gisgrid.clock import CHINA_TZ
 from gisgrid.db.audit import DEFAULT_LIMIT
-from gisgrid.hazards.calendar import CHINA_TZ
 
 
 @click.group("audit")

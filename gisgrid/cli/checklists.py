@@ -52,7 +52,7 @@ def parse_day(value: str | None, option: str) -> date | None:
 
 def day_or_today(value: str | None, option: str) -> date:
     """:func:`parse_day` of ``value``, or today's date in China when it is None."""
-    from gisgrid.patrols import local_today
+    from gisgrid.clock import local_today
 
     return parse_day(value, option) or local_today()
 

@@ -15,7 +15,8 @@ import click
 
 from gisgrid.cli import default_actor
 from gisgrid.errors import InputError
-from gisgrid.hazards.calendar import CHINA_TZ, CalendarFallbackWarning, is_overdue
+from gisgrid.clock import CHINA_TZ
+from gisgrid.hazards.calendar import CalendarFallbackWarning, is_overdue
 from gisgrid.hazards.categories import (
     CATEGORIES,
     ITEM_CATEGORIES,

@@ -35,8 +35,8 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
+from gisgrid.clock import CHINA_TZ
 from gisgrid.errors import InputError
-from gisgrid.hazards.calendar import CHINA_TZ
 
 DEFAULT_LIMIT = 50
 """Events :func:`read_events` returns unless told otherwise."""

@@ -23,9 +23,9 @@ import shapely
 import sqlalchemy as sa
 
 from gisgrid.checklists import read_builtin_checklists
+from gisgrid.clock import CHINA_TZ
 from gisgrid.db.engine import storage_srid
 from gisgrid.errors import Conflict, InputError, NotFound
-from gisgrid.hazards.calendar import CHINA_TZ
 from gisgrid.hazards.calendar import due_at as compute_due_at
 from gisgrid.hazards.calendar import due_workdays_for, extend_due_at
 from gisgrid.hazards.categories import get_category

@@ -41,7 +41,6 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import geopandas as gpd
 import numpy as np
@@ -50,6 +49,7 @@ import pyproj
 import shapely
 
 from gisgrid.checklists import read_builtin_checklists
+from gisgrid.clock import CHINA_TZ
 from gisgrid.crs import DEFAULT_SRID
 from gisgrid.demo.city import DEFAULT_SEED, DemoCity, _allocate, _transform
 from gisgrid.hazards.categories import ITEM_CATEGORIES
@@ -57,7 +57,6 @@ from gisgrid.hazards.workflow import TRANSITIONS, State
 from gisgrid.levels import Level
 from gisgrid.precision import snap
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 DEFAULT_START = date(2017, 11, 1)
 """First day of the demo month (the plan's implementation phase began in November 2017)."""
 
@@ -335,7 +334,7 @@ def _uuid(rng) -> str:
 
 
 def _local(day: date, hours: float) -> datetime:
-    return datetime.combine(day, time(0), LOCAL_TZ) + timedelta(seconds=round(hours * 3600))
+    return datetime.combine(day, time(0), CHINA_TZ) + timedelta(seconds=round(hours * 3600))
 
 
 # --- units ------------------------------------------------------------------------------------

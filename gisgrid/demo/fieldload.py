@@ -22,13 +22,14 @@ import shapely
 import sqlalchemy as sa
 from tqdm import tqdm
 
+from gisgrid.clock import CHINA_TZ
 from gisgrid.db.checklists import load_builtin_checklists
 from gisgrid.db.hazards import advance_hazard, record_hazard
 from gisgrid.db.patrols import build_plans, record_patrol_coverage, record_patrols
 from gisgrid.db.people import record_assignment, write_person
 from gisgrid.db.units import write_units
 from gisgrid.demo.city import DemoCity
-from gisgrid.demo.field import (LOCAL_TZ, DemoHazards, DemoPatrols, DemoPeople, build_demo_hazards,
+from gisgrid.demo.field import (DemoHazards, DemoPatrols, DemoPeople, build_demo_hazards,
                                 build_demo_patrols, build_demo_people, build_demo_units)
 from gisgrid.demo.run import DEMO_ACTOR
 from gisgrid.hazards.reports import HazardReport
@@ -46,7 +47,7 @@ def load_field_data(conn: sa.Connection, city: DemoCity, *, start: date | None =
 
     ``start`` defaults to ``days`` days before today, so the month ends yesterday.
     """
-    start = start or (datetime.now(LOCAL_TZ).date() - timedelta(days=days))
+    start = start or (datetime.now(CHINA_TZ).date() - timedelta(days=days))
     step("loading the plan's two checklists (附件1, 附件2)")
     load_builtin_checklists(conn, actor=DEMO_ACTOR)
     step("importing business units")
@@ -106,7 +107,7 @@ def load_patrols(conn: sa.Connection, patrols: DemoPatrols, *, start: date, days
     by_entry_day: dict[date, list] = defaultdict(list)
     for data in patrols.submissions():
         entered = datetime.fromisoformat(data["entered_at"])
-        by_entry_day[entered.astimezone(LOCAL_TZ).date()].append(
+        by_entry_day[entered.astimezone(CHINA_TZ).date()].append(
             parse_submission(data, received_at=entered))
     stored = 0
     last = start + timedelta(days=days - 1)

@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import warnings
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
 
 import chinese_calendar
 
+from gisgrid.clock import CHINA_TZ
 from gisgrid.errors import InputError
 from gisgrid.hazards.categories import MAJOR_DUE_WORKDAYS, get_category
 from gisgrid.hazards.workflow import CLOCK_STOPPED_STATES, State
 
-CHINA_TZ = ZoneInfo("Asia/Shanghai")
 END_OF_DAY = time(23, 59, 59)
 
 

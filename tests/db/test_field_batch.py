@@ -8,7 +8,7 @@ compares id-free snapshots of plans, tasks and patrols.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa

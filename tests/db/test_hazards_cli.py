@@ -13,7 +13,7 @@ from datetime import datetime
 import pytest
 import sqlalchemy as sa
 
-from gisgrid.hazards.calendar import CHINA_TZ
+from gisgrid.clock import CHINA_TZ
 
 pytestmark = pytest.mark.db
 

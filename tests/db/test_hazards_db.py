@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import math
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
 
+from gisgrid.clock import CHINA_TZ
 from gisgrid.errors import Conflict, IllegalTransition, InputError, NotFound
-from gisgrid.hazards.calendar import CHINA_TZ, due_at
+from gisgrid.hazards.calendar import due_at
 from gisgrid.hazards.reports import HazardReport
 from gisgrid.db.hazards import (
     advance_hazard,

@@ -9,9 +9,9 @@ import pytest
 import shapely
 
 from gisgrid.checklists import read_builtin_checklists
+from gisgrid.clock import CHINA_TZ
 from gisgrid.demo.city import build_demo_city
 from gisgrid.demo.field import (
-    LOCAL_TZ,
     build_demo_hazards,
     build_demo_patrols,
     build_demo_people,
@@ -183,7 +183,7 @@ def test_tracks_wander_inside_their_grid(city, patrols):
 
 def test_submissions_are_accepted_by_the_patrol_parser(patrols):
     for data in list(patrols.submissions())[:20]:
-        submission = parse_submission(data, received_at=datetime.now(LOCAL_TZ))
+        submission = parse_submission(data, received_at=datetime.now(CHINA_TZ))
         assert submission.grid_code == data["grid_code"]
         assert len(submission.results) == len(data["results"])
 
@@ -223,7 +223,7 @@ def test_every_state_is_reached_through_allowed_transitions(hazards):
     state = dict.fromkeys(hazards.hazards.client_uuid, State.REPORTED.value)
     last = dict(zip(hazards.hazards.client_uuid, hazards.hazards.reported_at))
     seq = dict.fromkeys(state, 0)
-    end = datetime.combine(START + timedelta(days=30), datetime.min.time(), LOCAL_TZ)
+    end = datetime.combine(START + timedelta(days=30), datetime.min.time(), CHINA_TZ)
     for step in hazards.steps:
         assert step.seq == seq[step.client_uuid] + 1
         assert step.from_state == state[step.client_uuid]

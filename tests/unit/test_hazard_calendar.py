@@ -8,9 +8,9 @@ from datetime import date, datetime, timedelta
 import chinese_calendar
 import pytest
 
+from gisgrid.clock import CHINA_TZ
 from gisgrid.errors import InputError
 from gisgrid.hazards.calendar import (
-    CHINA_TZ,
     CalendarFallbackWarning,
     add_workdays,
     due_at,

@@ -229,7 +229,7 @@ def test_parse_submissions_numbers_every_refused_item():
 
 
 def test_local_today_is_the_china_date_not_the_servers():
-    from gisgrid.patrols import local_today
+    from gisgrid.clock import local_today
 
     evening_utc = datetime(2024, 5, 1, 16, 30, tzinfo=timezone.utc)  # 00:30 on 2 May in China
     assert local_today(evening_utc) == date(2024, 5, 2)
