@@ -129,10 +129,12 @@ def variants(payload: bytes, with_ids: bytes) -> dict:
 
 
 def run_config(url: str, payloads: tuple[bytes, bytes], n: int, repeats: int, label: str,
-               with_indexes: bool) -> dict:
+               with_indexes: bool, only: set[str] | None = None) -> dict:
     out = {}
     with psycopg.connect(url) as conn:
         for name, (setup, action, once) in variants(*payloads).items():
+            if only and name not in only:
+                continue
             if once:
                 with conn.cursor() as cur:
                     for sql in once:
@@ -166,6 +168,8 @@ def main(argv=None) -> int:
     parser.add_argument("--points", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--configs", default="default,minimal")
+    parser.add_argument("--variants", default="", help="comma-separated names (default: all)")
+    parser.add_argument("--no-index-builds", action="store_true")
     args = parser.parse_args(argv)
     log("payload ...")
     payloads = (make_payload(args.points), make_payload(args.points, ids=True))
@@ -185,7 +189,9 @@ def main(argv=None) -> int:
                 server.start()
                 result[label] = run_config(server.url().replace("+psycopg", ""), payloads, args.points,
                                            args.repeats, label,
-                                           with_indexes=label == args.configs.split(",")[-1])
+                                           with_indexes=(label == args.configs.split(",")[-1]
+                                                         and not args.no_index_builds),
+                                           only=set(filter(None, args.variants.split(","))))
         finally:
             server.destroy()
     print(json.dumps(result, indent=1))

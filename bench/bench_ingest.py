@@ -266,9 +266,11 @@ def bench_client_pipeline(path: Path, index: GridIndex, people: np.ndarray) -> d
     return {"file": path.name, "client_only_pts_per_s": rows / (time.perf_counter() - started)}
 
 
-def run_ingest(engine, url: str, path: Path, home: Path) -> dict:
-    """``gisgrid ingest points FILE`` in a subprocess into an empty gps_point."""
-    drop_partitions(engine)
+def run_ingest(engine, url: str, path: Path, home: Path, *, drop: bool = True) -> dict:
+    """``gisgrid ingest points FILE`` in a subprocess into an empty gps_point (partitions
+    dropped first unless ``drop`` is false)."""
+    if drop:
+        drop_partitions(engine)
     env = dict(os.environ, GISGRID_DATABASE_URL=url, GISGRID_HOME=str(home))
     started = time.perf_counter()
     proc = subprocess.Popen([GISGRID, "ingest", "points", str(path)], env=env,

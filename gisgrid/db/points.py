@@ -4,6 +4,15 @@ The only SQL of the bulk ingest. Rows are encoded straight from numpy arrays int
 PostgreSQL's binary COPY format (one structured-array pass per null pattern, no Python loop
 per row) and streamed through psycopg 3, inside the caller's transaction.
 
+``gps_point`` is partitioned by month (China Standard Time). A load creates the table of a
+month it is the first to reach in its own transaction and fills it before it has any index
+(maintaining the primary key alone during the COPY cost 40 % of its rate); the primary key
+and indexes are then built once (PostGIS's sorted GiST build) before the table is attached
+as the month's partition. On a server with ``wal_level = minimal`` such a table's rows also
+skip the WAL; that measured within noise here, so the embedded server keeps the default. See :func:`load_points`; the server's costs are measured
+by ``bench/bench_copy_server.py``. Only this module writes ``gps_point`` (an INSERT into a
+month without a partition fails).
+
 Binary COPY layout (PostgreSQL docs, "COPY", binary format): a signature and two int32
 header words, then per row an int16 field count and per field an int32 byte length (-1 for
 NULL) followed by the value in network byte order; a trailing int16 -1. The geometry value is
@@ -251,17 +260,10 @@ class PointLoad:
             "SELECT pg_get_serial_sequence('gps_point', 'id')")).scalar_one()
         self._next_id = int(conn.execute(sa.text("SELECT nextval(:s)"),
                                          {"s": self._sequence}).scalar_one())
-        self.first_id = self._next_id
         self.rows = 0
         #: Seconds spent building indexes and attaching partitions after the COPY.
         self.index_seconds = 0.0
         self._sender: _Sender | None = None
-
-    @property
-    def tables(self) -> dict[str, bool]:
-        """Each table loaded so far -> whether it is a partition created or rebuilt by this
-        load (``False``: an existing partition whose indexes were kept)."""
-        return {t.name: t.finish for t in self._tables.values()}
 
     def write(self, rows: PointRows) -> None:
         """Give the rows their ids, encode them (by month, then grid and time) and queue
@@ -291,7 +293,7 @@ class PointLoad:
         name = partition_name(month)
         cur = self._raw.cursor()
         if name not in self._existing:
-            # New in this transaction: under wal_level=minimal its rows skip the WAL.
+            # New in this transaction (so under wal_level=minimal its rows skip the WAL).
             cur.execute(f'CREATE TABLE "{name}" (LIKE gps_point INCLUDING DEFAULTS '
                         'INCLUDING CONSTRAINTS)')
             table = _Table(name, month, finish=True)
@@ -301,7 +303,7 @@ class PointLoad:
                 cur.execute(sql)
             cur.execute(f'SELECT NOT EXISTS (SELECT FROM "{name}")')
             if cur.fetchone()[0]:
-                cur.execute(f'TRUNCATE "{name}"')  # a new file: no WAL for the rows either
+                cur.execute(f'TRUNCATE "{name}"')  # a new file, as for a new month
             table = _Table(name, month, finish=True)
         else:
             table = _Table(name, month, finish=False)
@@ -359,7 +361,7 @@ def load_points(conn: sa.Connection, *, expected_rows: int = 0,
     rows is loaded by one of three routes:
 
     - no partition yet: a table is created in this transaction, loaded by binary COPY
-      without indexes (and, under ``wal_level = minimal``, without WAL), its primary key
+      without indexes (under ``wal_level = minimal``, without WAL too), its primary key
       and indexes are built (GiST's sorted build) and it is attached as the month's
       partition;
     - an existing partition that is empty, or small next to the load (``rebuild_indexes``

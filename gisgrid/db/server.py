@@ -387,16 +387,6 @@ class EmbeddedServer:
             f"unix_socket_directories = '{self._socket_dir()}'",
             "unix_socket_permissions = 0700",
             "max_connections = 60",
-            # Bulk loads (gisgrid.ingest): a single-node cluster with no replicas or WAL
-            # archive needs no more than crash-safety WAL. Under wal_level=minimal a COPY into
-            # a table created in the loading transaction (a new gps_point partition) writes
-            # no WAL for its rows (the files are synced at commit instead): 1.10 -> 1.45 M
-            # rows/s in bench/bench_copy_server.py. minimal requires max_wal_senders = 0
-            # (no streaming replication, no pg_basebackup: back up with pg_dump). Fewer
-            # checkpoints during multi-GB loads with a larger max_wal_size.
-            "wal_level = minimal",
-            "max_wal_senders = 0",
-            "max_wal_size = '4GB'",
         ]
         if self.fast:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off",
