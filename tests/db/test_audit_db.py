@@ -25,7 +25,7 @@ from gisgrid.db.grids import write_grids
 from gisgrid.errors import Conflict, ImportRefused, InputError
 from gisgrid.grids import prepare_grids
 from gisgrid.people import validate_person
-from tests.db.test_field_db import add_worker, units_frame
+from tests.db.field_fixtures import add_worker, units_frame
 
 pytestmark = pytest.mark.db
 

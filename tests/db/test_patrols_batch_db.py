@@ -17,7 +17,7 @@ from gisgrid.db import grids as grid_store
 from gisgrid.db import patrols as patrol_store
 from gisgrid.db import people as people_store
 from gisgrid.errors import Conflict, InputError
-from tests.db.test_field_db import CST, D1, D2, D3, VILLAGE_ITEMS, add_worker, patrol
+from tests.db.field_fixtures import CST, D1, D2, D3, VILLAGE_ITEMS, add_worker, patrol
 
 pytestmark = pytest.mark.db
 
