@@ -229,9 +229,15 @@ def drop_partitions(engine) -> None:
             conn.execute(sa.text(f'DROP TABLE "{name}"'))
 
 
-def write_gps_files(workdir: Path, n: int, people: np.ndarray, seed: int) -> dict:
-    """CSV and Parquet files of ``n`` fixes, written in slices (bounded memory)."""
-    csv_path, pq_path = workdir / f"gps_{n}.csv", workdir / f"gps_{n}.parquet"
+MAY_2024_US = 1_714_521_600_000_000  # written as local times: 2024-05-01 00:00 (+08)
+JUNE_2024_US = 1_717_200_000_000_000
+
+
+def write_gps_files(workdir: Path, n: int, people: np.ndarray, seed: int, *,
+                    start_us: int = MAY_2024_US, tag: str = "gps") -> dict:
+    """CSV and Parquet files of ``n`` fixes one millisecond apart from ``start_us``, written
+    in slices (bounded memory)."""
+    csv_path, pq_path = workdir / f"{tag}_{n}.csv", workdir / f"{tag}_{n}.parquet"
     rng = np.random.default_rng(seed)
     step = 1_000_000
     schema = pa.schema([("worker", pa.int64()), ("time", pa.string()), ("lon", pa.float64()),
@@ -241,7 +247,7 @@ def write_gps_files(workdir: Path, n: int, people: np.ndarray, seed: int) -> dic
         for start in range(0, n, step):
             m = min(step, n - start)
             x, y = make_points(m, seed=seed + start)
-            stamps = pa.array(1_714_521_600_000_000 + (start + np.arange(m)) * 1_000,
+            stamps = pa.array(start_us + (start + np.arange(m)) * 1_000,
                               type=pa.timestamp("us"))
             table = pa.table({
                 "worker": rng.choice(people, m),
@@ -271,6 +277,8 @@ def run_ingest(engine, url: str, path: Path, home: Path, *, drop: bool = True) -
     dropped first unless ``drop`` is false)."""
     if drop:
         drop_partitions(engine)
+    with engine.connect() as conn:
+        before = count_points(conn)
     env = dict(os.environ, GISGRID_DATABASE_URL=url, GISGRID_HOME=str(home))
     started = time.perf_counter()
     proc = subprocess.Popen([GISGRID, "ingest", "points", str(path)], env=env,
@@ -286,7 +294,7 @@ def run_ingest(engine, url: str, path: Path, home: Path, *, drop: bool = True) -
     if proc.returncode != 0:
         raise RuntimeError(f"ingest of {path} failed: {out}")
     with engine.connect() as conn:
-        stored = count_points(conn)
+        stored = count_points(conn) - before
     rate = re.search(r"\(([\d,]+) points/s; indexes ([\d.]+) s\)", out)
     return {"file": path.name, "bytes": path.stat().st_size, "rows": stored,
             "wall_s": wall, "wall_pts_per_s": stored / wall,
@@ -363,6 +371,19 @@ def main(argv=None) -> int:
                         runs.append(run_ingest(engine, url, paths[kind], tmp / "cli-home"))
                         log(json.dumps(runs[-1]))
                 result["ingest"] = runs
+                # gps_point now holds the big file's month (May 2024): a further file of a
+                # new month gets its own partition, one of the same month is copied into the
+                # existing partition with its indexes kept.
+                extra = min(1_000_000, args.points)
+                incremental = []
+                for tag, start_us in (("june", JUNE_2024_US), ("may", MAY_2024_US)):
+                    path = write_gps_files(tmp, extra, ids["people"], seed=extra + 1,
+                                           start_us=start_us, tag=tag)["parquet"]
+                    log(f"ingest {path.name} into the loaded table ...")
+                    incremental.append(run_ingest(engine, url, path, tmp / "cli-home",
+                                                  drop=False))
+                    log(json.dumps(incremental[-1]))
+                result["incremental"] = incremental
             finally:
                 engine.dispose()
                 server.destroy()
