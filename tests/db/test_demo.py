@@ -87,6 +87,18 @@ def test_unstaffed_base_grids_are_left_for_the_audit(demo, city):
     assert unstaffed == set(people.unstaffed)
 
 
+def test_the_demos_changes_are_in_the_audit_log(demo, city):
+    outcome, engine, _ = demo
+    people = build_demo_people(city, seed=city.seed)
+    with engine.connect() as conn:
+        actions = dict(conn.execute(sa.text(
+            "SELECT action, count(*) FROM audit_log WHERE actor = 'gisgrid demo' "
+            "GROUP BY action")).all())
+    assert actions == {"grids.import": len(outcome.grids), "checklist.load": 1,
+                       "units.import": 1, "person.add": len(people.people),
+                       "assignment.record": len(people.assignments)}
+
+
 def test_patrols_plans_and_coverage_for_every_day(demo):
     outcome, engine, _ = demo
     with engine.connect() as conn:
