@@ -272,14 +272,18 @@ def bench_client_pipeline(path: Path, index: GridIndex, people: np.ndarray) -> d
     return {"file": path.name, "client_only_pts_per_s": rows / (time.perf_counter() - started)}
 
 
-def run_ingest(engine, url: str, path: Path, home: Path, *, drop: bool = True) -> dict:
+def run_ingest(engine, url: str, path: Path, home: Path, *, drop: bool = True,
+               python_path: str | None = None) -> dict:
     """``gisgrid ingest points FILE`` in a subprocess into an empty gps_point (partitions
-    dropped first unless ``drop`` is false)."""
+    dropped first unless ``drop`` is false); ``python_path`` puts another source tree of
+    gisgrid first on the subprocess's ``PYTHONPATH``."""
     if drop:
         drop_partitions(engine)
     with engine.connect() as conn:
         before = count_points(conn)
     env = dict(os.environ, GISGRID_DATABASE_URL=url, GISGRID_HOME=str(home))
+    if python_path:
+        env["PYTHONPATH"] = python_path
     started = time.perf_counter()
     proc = subprocess.Popen([GISGRID, "ingest", "points", str(path)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
