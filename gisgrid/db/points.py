@@ -188,9 +188,12 @@ def read_partitions(conn: sa.Connection) -> list[str]:
 class _Table:
     """How one month's rows are stored during a load."""
 
-    def __init__(self, name: str, month: int, *, finish: bool):
+    def __init__(self, name: str, month: int, *, finish: bool, fresh: bool = False):
         self.name, self.month = name, month
         self.finish = finish  # indexes to build and ATTACH after the COPY
+        # created or truncated by this load: COPY FREEZE writes the rows frozen and
+        # all-visible (no later anti-wraparound vacuum pass over them; index-only scans)
+        self.fresh = fresh
 
 
 class _Sender(threading.Thread):
@@ -224,8 +227,9 @@ class _Sender(threading.Thread):
                 month = item[0]
                 table = self._prepare(month)
                 columns = ", ".join(COPY_COLUMNS_WITH_ID)
-                with self._cursor.copy(
-                        f'COPY "{table.name}" ({columns}) FROM STDIN (FORMAT BINARY)') as copy:
+                freeze = ", FREEZE" if table.fresh else ""
+                with self._cursor.copy(f'COPY "{table.name}" ({columns}) FROM STDIN '
+                                       f"(FORMAT BINARY{freeze})") as copy:
                     copy.write(_SIGNATURE)
                     while isinstance(item, tuple) and item[0] == month:
                         copy.write(memoryview(item[1]))
@@ -296,15 +300,16 @@ class PointLoad:
             # New in this transaction (so under wal_level=minimal its rows skip the WAL).
             cur.execute(f'CREATE TABLE "{name}" (LIKE gps_point INCLUDING DEFAULTS '
                         'INCLUDING CONSTRAINTS)')
-            table = _Table(name, month, finish=True)
+            table = _Table(name, month, finish=True, fresh=True)
         elif self._rebuild_partition(cur, name):
             cur.execute(f'ALTER TABLE gps_point DETACH PARTITION "{name}"')
             for sql in _drop_index_statements(cur, name):
                 cur.execute(sql)
             cur.execute(f'SELECT NOT EXISTS (SELECT FROM "{name}")')
-            if cur.fetchone()[0]:
+            empty = cur.fetchone()[0]
+            if empty:
                 cur.execute(f'TRUNCATE "{name}"')  # a new file, as for a new month
-            table = _Table(name, month, finish=True)
+            table = _Table(name, month, finish=True, fresh=empty)
         else:
             table = _Table(name, month, finish=False)
         self._tables[month] = table

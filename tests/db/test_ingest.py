@@ -245,3 +245,16 @@ def test_a_bad_file_creates_no_partition(conn, tmp_path):
         with conn.begin_nested():
             ingest_points(conn, write_file(frame, tmp_path / "bad.csv", "csv"), chunk_size=1)
     assert partition_facts(conn) == {}
+
+
+def test_an_emptied_partition_is_loaded_afresh(conn, tmp_path):
+    write_field_tree(conn)
+    workers = add_people(conn)
+    first = month_frame(workers, ["2024-09-02 08:00:00", "2024-09-03 08:00:00"])
+    ingest_points(conn, write_file(first, tmp_path / "a.csv", "csv"))
+    conn.execute(sa.text("DELETE FROM gps_point"))
+    again = month_frame(workers, ["2024-09-04 08:00:00"])
+    ingest_points(conn, write_file(again, tmp_path / "b.csv", "csv"))  # truncated, FREEZE
+    facts = partition_facts(conn)
+    assert {n: (f["rows"], f["indexes"]) for n, f in facts.items()} == {
+        "gps_point_y2024m09": (1, ALL_INDEXES)}
