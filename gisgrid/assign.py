@@ -29,6 +29,7 @@ grid ids are ``-1`` (``NULL`` once stored) and ``outside`` is True. It is never 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -293,6 +294,59 @@ def assign_points(index: GridIndex, x: np.ndarray, y: np.ndarray) -> AssignedCha
         city_grid_id=rows[:, 3],
         outside=position < 0,
     )
+
+
+def find_epochs(epochs: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The epoch of each time: ``i`` with ``epochs[i] <= t < epochs[i + 1]``, ``-1`` before
+    the first (``epochs`` sorted ascending, distinct).
+
+    >>> find_epochs(np.array([10, 20]), np.array([5, 10, 19, 20, 99])).tolist()
+    [-1, 0, 0, 1, 1]
+    """
+    return np.searchsorted(np.asarray(epochs), np.asarray(times), side="right") - 1
+
+
+def assign_points_at(index_at: Callable[[int], GridIndex], epochs: np.ndarray,
+                     times: np.ndarray, x: np.ndarray, y: np.ndarray) -> AssignedChain:
+    """Assign each point with the grids valid at its time.
+
+    Parameters
+    ----------
+    index_at : callable
+        ``index_at(i)`` is the index of the grids valid from ``epochs[i]`` until
+        ``epochs[i + 1]`` (the last one: the current grids); called once per epoch that
+        some point falls in (the caller caches).
+    epochs : numpy.ndarray of int64
+        Sorted distinct instants at which any grid version started or ended.
+    times, x, y : numpy.ndarray
+        Time of each point (same unit as ``epochs``) and its coordinates.
+
+    Returns
+    -------
+    AssignedChain
+        In input order. A point before the first epoch (no grid existed) is *outside*.
+    """
+    times = np.asarray(times)
+    n = len(times)
+    last = len(epochs) - 1
+    if n and last >= 0 and times.min() >= epochs[last]:  # the common case: current grids
+        return assign_points(index_at(last), x, y)
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    epoch = find_epochs(epochs, times)
+    out = {name: np.full(n, _OUTSIDE, dtype=np.int64) for name in CHAIN_COLUMNS}
+    outside = np.ones(n, dtype=bool)
+    order = np.argsort(epoch, kind="stable")
+    cuts = [0, *(np.flatnonzero(np.diff(epoch[order])) + 1).tolist(), n]
+    for start, stop in zip(cuts[:-1], cuts[1:]):
+        if start == stop or epoch[order[start]] < 0:
+            continue  # before every grid version: outside
+        at = order[start:stop]
+        chain = assign_points(index_at(int(epoch[at[0]])), x[at], y[at])
+        for name in CHAIN_COLUMNS:
+            out[name][at] = getattr(chain, name)
+        outside[at] = chain.outside
+    return AssignedChain(**out, outside=outside)
 
 
 def assign_frame(index: GridIndex, points: gpd.GeoDataFrame | gpd.GeoSeries) -> pd.DataFrame:

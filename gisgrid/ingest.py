@@ -41,7 +41,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 
-from gisgrid.assign import GridIndex, assign_points
+from gisgrid.assign import GridIndex, assign_points_at
 from gisgrid.db import points as store
 from gisgrid.errors import InputError
 
@@ -172,7 +172,11 @@ def ingest_points(
     """Read, validate, assign and COPY a GPS file into ``gps_point`` within ``conn``'s
     transaction (the caller commits; on :class:`InputError` it must roll back).
 
-    ``index`` defaults to one built from the current base grids in the database.
+    Each point is assigned with the grids valid at its ``time`` (``grid_history``): a point
+    recorded before the last grid change gets the grid versions of its time, one recorded
+    before any grid existed is outside. ``index``, the index of the current grids, defaults to
+    one built from the database; the index of each past state is built when a point first
+    needs it, and kept for the rest of the file.
     ``rebuild_indexes``: for a month whose partition already holds points, load it detached
     without its indexes and build them again after the COPY (see
     :func:`gisgrid.db.points.load_points`); ``None`` decides from the sizes: when the file
@@ -187,14 +191,24 @@ def ingest_points(
     file_format = detect_format(path, file_format)
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
+    epochs = store.read_grid_epochs(conn)
+    indexes = {len(epochs) - 1: index}  # epoch -> index of the grids valid from it
     workers = WorkerDirectory(store.read_person_ids(conn), *store.read_person_phones(conn))
     outside = 0
     with store.load_points(conn, expected_rows=estimate_row_count(path, file_format),
                            rebuild_indexes=rebuild_indexes,
                            rebuild_min_rows=REBUILD_MIN_ROWS) as load:
+        def index_at(epoch: int) -> GridIndex:
+            if epoch not in indexes:  # a past state of the grids, read between two COPYs
+                at = store.instant_of(epochs[epoch])
+                indexes[epoch] = GridIndex.build(
+                    load.read(lambda c: store.read_base_chain(c, at=at)))
+            return indexes[epoch]
+
         for chunk in read_gps_chunks(path, chunk_size=chunk_size, file_format=file_format,
                                      timezone=timezone, workers=workers):
-            chain = assign_points(index, chunk.lon, chunk.lat)
+            chain = assign_points_at(index_at, epochs, chunk.recorded_at_us, chunk.lon,
+                                     chunk.lat)
             load.write(store.PointRows(
                 person_id=chunk.worker, recorded_at_us=chunk.recorded_at_us, lon=chunk.lon,
                 lat=chunk.lat, accuracy_m=chunk.accuracy_m, chain=chain))

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 import geopandas as gpd
 import numpy as np
@@ -47,6 +48,7 @@ COPY_COLUMNS_WITH_ID = ("id", *COPY_COLUMNS)
 
 _SIGNATURE = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _TRAILER = b"\xff\xff"
+_UNIX_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01T00:00:00Z in microseconds since 1970
 _EWKB_POINT_WITH_SRID = 0x20000001
 _EWKB_SIZE = 25
@@ -97,29 +99,62 @@ class PointRows:
         return self.take(np.lexsort((self.recorded_at_us, self.chain.base_grid_id)))
 
 
-def read_base_chain(conn: sa.Connection) -> gpd.GeoDataFrame:
-    """Current base grids with the ids of their village, township and city ancestors.
+def read_base_chain(conn: sa.Connection, *, at: datetime | None = None) -> gpd.GeoDataFrame:
+    """Base grids with the ids of their village, township and city ancestors: the current
+    ones, or those valid at ``at`` (from ``grid_history``).
 
     Returns a frame ready for :meth:`gisgrid.assign.GridIndex.build` (columns ``id``,
     ``village_grid_id``, ``township_grid_id``, ``city_grid_id``; polygons in the storage CRS).
     """
     srid = storage_srid(conn)
-    rows = conn.execute(sa.text("""
-        SELECT b.id, v.id AS village_grid_id, t.id AS township_grid_id, c.id AS city_grid_id,
-               ST_AsBinary(b.geom) AS wkb
-        FROM grid b
-        LEFT JOIN grid v ON v.id = b.parent_id AND v.level = 3
-        LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
-        LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
-        WHERE b.level = 4 AND b.valid_to IS NULL
-        ORDER BY b.id
-    """)).all()
+    if at is None:
+        rows = conn.execute(sa.text("""
+            SELECT b.id, v.id AS village_grid_id, t.id AS township_grid_id,
+                   c.id AS city_grid_id, ST_AsBinary(b.geom) AS wkb
+            FROM grid b
+            LEFT JOIN grid v ON v.id = b.parent_id AND v.level = 3
+            LEFT JOIN grid t ON t.id = v.parent_id AND t.level = 2
+            LEFT JOIN grid c ON c.id = t.parent_id AND c.level = 1
+            WHERE b.level = 4 AND b.valid_to IS NULL
+            ORDER BY b.id
+        """)).all()
+    else:
+        valid = "{0}.valid_from <= :at AND ({0}.valid_to IS NULL OR {0}.valid_to > :at)"
+        rows = conn.execute(sa.text(f"""
+            SELECT b.grid_id, v.grid_id AS village_grid_id, t.grid_id AS township_grid_id,
+                   c.grid_id AS city_grid_id, ST_AsBinary(b.geom) AS wkb
+            FROM grid_history b
+            LEFT JOIN grid_history v ON v.grid_id = b.parent_id AND v.level = 3
+                 AND {valid.format("v")}
+            LEFT JOIN grid_history t ON t.grid_id = v.parent_id AND t.level = 2
+                 AND {valid.format("t")}
+            LEFT JOIN grid_history c ON c.grid_id = t.parent_id AND c.level = 1
+                 AND {valid.format("c")}
+            WHERE b.level = 4 AND {valid.format("b")}
+            ORDER BY b.grid_id
+        """), {"at": at}).all()
     frame = pd.DataFrame(rows, columns=["id", "village_grid_id", "township_grid_id",
                                         "city_grid_id", "wkb"])
     geoms = shapely.from_wkb(frame.pop("wkb").map(bytes).to_numpy()) if len(frame) else []
     for column in ("village_grid_id", "township_grid_id", "city_grid_id"):
         frame[column] = frame[column].astype("Int64")
     return gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=srid).values, crs=srid)
+
+
+def read_grid_epochs(conn: sa.Connection) -> np.ndarray:
+    """The instants at which any grid version started or ended (``grid_history``), sorted,
+    as int64 microseconds since 1970-01-01 UTC (the unit of ``recorded_at_us``)."""
+    values = conn.execute(sa.text("""
+        SELECT DISTINCT floor(extract(epoch FROM t) * 1000000)::bigint AS us
+        FROM (SELECT valid_from AS t FROM grid_history
+              UNION ALL SELECT valid_to FROM grid_history WHERE valid_to IS NOT NULL) e
+        ORDER BY us""")).scalars().all()
+    return np.asarray(values, dtype=np.int64)
+
+
+def instant_of(us: int) -> datetime:
+    """The UTC ``datetime`` of ``us`` microseconds since 1970 (exact)."""
+    return _UNIX_EPOCH + timedelta(microseconds=int(us))
 
 
 def read_person_ids(conn: sa.Connection) -> np.ndarray:
@@ -219,11 +254,29 @@ class _Sender(threading.Thread):
         self._queue.put(self._ABORT if abort else self._END)
         self.join()
 
+    def call(self, fn: Callable[[], object]) -> object:
+        """Run ``fn`` on this thread between two COPYs (the connection is free then) and
+        return its result; the rows queued before it are sent first."""
+        if self.failure is not None:
+            raise self.failure
+        call = _Call(fn)
+        self._queue.put(call)
+        call.done.wait()
+        if self.failure is not None:
+            raise self.failure
+        if call.error is not None:
+            raise call.error
+        return call.result
+
     def run(self) -> None:
         item = None
         try:
             item = self._queue.get()
-            while isinstance(item, tuple):
+            while isinstance(item, (tuple, _Call)):
+                if isinstance(item, _Call):
+                    item.run()
+                    item = self._queue.get()
+                    continue
                 month = item[0]
                 table = self._prepare(month)
                 columns = ", ".join(COPY_COLUMNS_WITH_ID)
@@ -240,7 +293,27 @@ class _Sender(threading.Thread):
         except BaseException as exc:  # handed to the main thread
             self.failure = exc
             while item is not self._END and item is not self._ABORT:
+                if isinstance(item, _Call):
+                    item.done.set()  # not run: the caller sees ``failure``
                 item = self._queue.get()
+
+
+class _Call:
+    """A function for the sender thread to run, and its outcome."""
+
+    def __init__(self, fn: Callable[[], object]):
+        self.fn = fn
+        self.done = threading.Event()
+        self.result: object = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.result = self.fn()
+        except BaseException as exc:  # handed to the caller
+            self.error = exc
+        finally:
+            self.done.set()
 
 
 class _Aborted(Exception):
@@ -287,6 +360,13 @@ class PointLoad:
             self._next_id += len(piece)
             self._sender.put(int(month[start]), data)
         self.rows += len(rows)
+
+    def read(self, fn: Callable[[sa.Connection], object]) -> object:
+        """``fn(conn)`` run while no COPY is open (on the thread that owns the connection),
+        for a read needed in the middle of a load; its result is returned."""
+        if self._sender is None:
+            return fn(self._conn)
+        return self._sender.call(lambda: fn(self._conn))
 
     # -------------------------------------------------------------- sender thread side
     def _prepare(self, month: int) -> _Table:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pytest
@@ -16,6 +16,16 @@ from gisgrid.errors import InputError
 from gisgrid.ingest import ingest_points
 
 pytestmark = pytest.mark.db
+
+
+def write_dated_tree(conn) -> dict[str, int]:
+    """The field tree, its first versions dated back to 2000 (the files below are of 2024,
+    and a point is assigned with the grids of its own time)."""
+    ids = write_field_tree(conn)
+    for table in ("grid", "grid_history"):
+        conn.execute(sa.text(f"UPDATE {table} SET valid_from = '2000-01-01Z' "
+                             "WHERE version = 1"))
+    return ids
 
 
 def add_people(conn, n: int = 2) -> list[int]:
@@ -57,7 +67,7 @@ def stored(conn) -> pd.DataFrame:
 @pytest.mark.parametrize(("kind", "chunk_size"), [("csv", 250_000), ("csv", 2),
                                                   ("parquet", 2)])
 def test_points_get_their_chain_and_outside_points_are_kept(conn, tmp_path, kind, chunk_size):
-    ids = write_field_tree(conn)
+    ids = write_dated_tree(conn)
     workers = add_people(conn)
     path = write_file(gps_frame(workers), tmp_path / f"gps.{kind}", kind)
 
@@ -83,7 +93,7 @@ def test_points_get_their_chain_and_outside_points_are_kept(conn, tmp_path, kind
 
 
 def test_worker_may_be_a_phone_number(conn, tmp_path):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     conn.execute(sa.text("UPDATE person SET phone = '138-0013-8000' WHERE id = :id"),
                  {"id": workers[1]})
@@ -101,7 +111,7 @@ def test_rebuilding_indexes_keeps_them(conn, tmp_path):
             "SELECT indexname FROM pg_indexes WHERE tablename = 'gps_point'")).scalars())
 
     before = indexes()
-    ids = write_field_tree(conn)
+    ids = write_dated_tree(conn)
     path = write_file(gps_frame(add_people(conn)), tmp_path / "gps.csv", "csv")
     summary = ingest_points(conn, path, rebuild_indexes=True)
     assert summary.rows == 5 and indexes() == before and len(before) >= 3
@@ -111,7 +121,7 @@ def test_rebuilding_indexes_keeps_them(conn, tmp_path):
 
 
 def test_a_bad_file_stores_nothing_and_names_every_problem(conn, tmp_path):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     frame = gps_frame(workers)
     frame.loc[1, "lat"] = 95.0
@@ -147,7 +157,7 @@ def test_cli_commits_the_file_and_exits_2_on_bad_input(make_database, tmp_path, 
     migrate.upgrade(url)
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     with engine.begin() as c:
-        write_field_tree(c)
+        write_dated_tree(c)
         workers = add_people(c)
     monkeypatch.setenv("GISGRID_DATABASE_URL", url)
     monkeypatch.setenv("GISGRID_HOME", str(tmp_path / "home"))
@@ -192,7 +202,7 @@ ALL_INDEXES = ["btree", "btree", "btree(pk)", "gist"]  # base grid+time, patrol,
 
 
 def test_a_load_spanning_two_months_creates_both_partitions(conn, tmp_path):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     # China Standard Time months: 2024-05-31 23:59 (+08) is May, 2024-05-31T16:00Z is June.
     frame = month_frame(workers, ["2024-05-31 23:59:59", "2024-06-01 00:00:00",
@@ -218,7 +228,7 @@ def test_a_load_spanning_two_months_creates_both_partitions(conn, tmp_path):
 
 @pytest.mark.parametrize("rebuild", [False, True])
 def test_a_second_load_into_a_month_adds_to_its_partition(conn, tmp_path, rebuild):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     first = month_frame(workers, ["2024-05-02 08:00:00", "2024-05-03 08:00:00"])
     ingest_points(conn, write_file(first, tmp_path / "a.csv", "csv"))
@@ -238,7 +248,7 @@ def test_a_second_load_into_a_month_adds_to_its_partition(conn, tmp_path, rebuil
 
 
 def test_a_bad_file_creates_no_partition(conn, tmp_path):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     frame = month_frame(workers, ["2024-08-01 08:00:00"] * 3 + ["never"])
     with pytest.raises(InputError, match="1 bad value"):
@@ -248,7 +258,7 @@ def test_a_bad_file_creates_no_partition(conn, tmp_path):
 
 
 def test_an_emptied_partition_is_loaded_afresh(conn, tmp_path):
-    write_field_tree(conn)
+    write_dated_tree(conn)
     workers = add_people(conn)
     first = month_frame(workers, ["2024-09-02 08:00:00", "2024-09-03 08:00:00"])
     ingest_points(conn, write_file(first, tmp_path / "a.csv", "csv"))
@@ -258,3 +268,58 @@ def test_an_emptied_partition_is_loaded_afresh(conn, tmp_path):
     facts = partition_facts(conn)
     assert {n: (f["rows"], f["indexes"]) for n, f in facts.items()} == {
         "gps_point_y2024m09": (1, ALL_INDEXES)}
+
+
+# ------------------------------------------------------------------ grid versions in time
+def redraw_fv_border(conn, east_edge_of_fv1: float) -> None:
+    """A new version of FV-1 and FV-2 with their shared border moved to ``east_edge_of_fv1``."""
+    import geopandas as gpd
+    import shapely
+
+    from gisgrid.db.engine import storage_srid
+    from gisgrid.db.grids import write_grids
+    from gisgrid.grids import prepare_grids
+
+    layer = gpd.GeoDataFrame(
+        {"code": ["FV-1", "FV-2"], "name": ["FV-1 网格", "FV-2 网格"], "kind": ["base"] * 2,
+         "parent_code": ["FV", "FV"]},
+        geometry=[shapely.box(114.50, 30.50, east_edge_of_fv1, 30.52),
+                  shapely.box(east_edge_of_fv1, 30.50, 114.52, 30.52)], crs=4490)
+    write_grids(conn, prepare_grids(layer, 4, storage_crs=storage_srid(conn)),
+                actor="tests", change="edit")
+
+
+@pytest.mark.parametrize("chunk_size", [1, 100])
+def test_each_point_gets_the_grid_version_valid_at_its_time(conn, tmp_path, chunk_size):
+    ids = write_field_tree(conn)  # versions from now on (clock time)
+    workers = add_people(conn)
+    here = {"worker": workers[0], "lon": 114.5125, "lat": 30.51, "accuracy": 3.0}
+    t1 = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+    ingest_points(conn, write_file(pd.DataFrame([{**here, "time": t1.isoformat()}]),
+                                   tmp_path / "t1.csv", "csv"))
+    redraw_fv_border(conn, 114.515)  # (114.5125, 30.51) moves from FV-2 into FV-1
+    changed = conn.execute(sa.text("SELECT valid_to FROM grid_history WHERE grid_id = :id "
+                                   "AND version = 1"), {"id": ids["FV-2"]}).scalar_one()
+    assert changed is not None and changed > t1
+
+    t0 = t1 + (changed - t1) / 2
+    t2 = changed + timedelta(seconds=1)
+    before = t1 - timedelta(days=1)  # no grid existed yet
+    # a new month's table (COPY FREEZE) before and after reading a past state mid-load
+    far = [before - timedelta(days=40), before - timedelta(days=41)]
+    times = [far[0], t0, far[1], t2, before, changed, t2 + timedelta(hours=1)]
+    frame = pd.DataFrame([{**here, "time": t.isoformat()} for t in times])
+    summary = ingest_points(conn, write_file(frame, tmp_path / "mixed.csv", "csv"),
+                            chunk_size=chunk_size)
+
+    assert (summary.rows, summary.outside) == (7, 3)
+    got = stored(conn).set_index("recorded_at")
+    assert got.loc[t1, "base_grid_id"] == ids["FV-2"]  # stored before the change, kept
+    assert got.loc[t0, "base_grid_id"] == ids["FV-2"]  # old version, ingested after it
+    assert got.loc[changed, "base_grid_id"] == ids["FV-1"]  # valid_to is exclusive
+    assert got.loc[t2, "base_grid_id"] == ids["FV-1"]
+    assert got.loc[t2 + timedelta(hours=1), "base_grid_id"] == ids["FV-1"]
+    assert set(got.loc[[t0, t2], "village_grid_id"]) == {ids["FV"]}
+    assert set(got.loc[[t0, t2], "city_grid_id"]) == {ids["FC"]}
+    assert bool(got.loc[before, "outside_grids"]) and pd.isna(got.loc[before, "base_grid_id"])
+    assert got.loc[far, "outside_grids"].all()

@@ -17,8 +17,10 @@ from gisgrid.assign import (
     GridIndex,
     assign_frame,
     assign_points,
+    assign_points_at,
     build_base_chain,
     build_grid_index,
+    find_epochs,
 )
 from gisgrid.errors import CRSError, InputError
 
@@ -224,3 +226,46 @@ def test_build_base_chain_walks_parent_codes():
     got = assign_points(index, np.array([0.5, 1.5]), np.array([0.5, 0.5]))
     assert got.township_grid_id.tolist() == [2, -1]
     assert got.base_grid_id.tolist() == [4, 5]
+
+
+# ------------------------------------------------------------------ grid versions in time
+def test_find_epochs_puts_each_time_in_the_version_valid_then():
+    epochs = np.array([100, 200, 300], dtype=np.int64)
+    got = find_epochs(epochs, np.array([99, 100, 199, 200, 300, 10**9]))
+    assert got.tolist() == [-1, 0, 0, 1, 2, 2]
+
+
+def test_points_are_assigned_with_the_grids_of_their_time_in_input_order():
+    square = shapely.box(0, 0, 1, 1)
+    by_epoch = {0: GridIndex.build(make_base([square], [11])),
+                1: GridIndex.build(make_base([square], [22])),
+                2: GridIndex.build(make_base([shapely.box(5, 5, 6, 6)], [33]))}
+    asked = []
+
+    def index_at(epoch):
+        asked.append(epoch)
+        return by_epoch[epoch]
+
+    epochs = np.array([10, 20, 30], dtype=np.int64)
+    times = np.array([25, 5, 15, 35, 12, 21])
+    x = np.array([0.5, 0.5, 0.5, 0.5, 0.5, 9.0])
+    chain = assign_points_at(index_at, epochs, times, x, np.full(6, 0.5))
+    assert chain.base_grid_id.tolist() == [22, -1, 11, -1, 11, -1]
+    assert chain.outside.tolist() == [False, True, False, True, False, True]
+    assert chain.village_grid_id.tolist()[:3] == [10_002, -1, 10_001]
+    assert sorted(asked) == [0, 1, 2]  # each epoch used asked for once
+
+
+def test_points_after_the_last_change_use_the_current_index_only():
+    asked = []
+
+    def index_at(epoch):
+        asked.append(epoch)
+        return GridIndex.build(make_base([shapely.box(0, 0, 1, 1)], [7]))
+
+    chain = assign_points_at(index_at, np.array([10, 20]), np.array([20, 50]),
+                             np.array([0.5, 3.0]), np.array([0.5, 0.5]))
+    assert asked == [1] and chain.base_grid_id.tolist() == [7, -1]
+    no_versions = assign_points_at(index_at, np.array([], dtype=np.int64), np.array([5]),
+                                   np.array([0.5]), np.array([0.5]))
+    assert no_versions.outside.tolist() == [True] and asked == [1]
