@@ -174,7 +174,8 @@ def ingest_points(
 
     Each point is assigned with the grids valid at its ``time`` (``grid_history``): a point
     recorded before the last grid change gets the grid versions of its time, one recorded
-    before any grid existed is outside. ``index``, the index of the current grids, defaults to
+    before any grid existed is outside (without any ``grid_history`` row the current grids
+    hold for every time). ``index``, the index of the current grids, defaults to
     one built from the database; the index of each past state is built when a point first
     needs it, and kept for the rest of the file.
     ``rebuild_indexes``: for a month whose partition already holds points, load it detached
@@ -192,6 +193,8 @@ def ingest_points(
     if index is None:
         index = GridIndex.build(store.read_base_chain(conn))
     epochs = store.read_grid_epochs(conn)
+    if not len(epochs):  # grids without any history (written outside the grid store)
+        epochs = np.array([np.iinfo(np.int64).min])  # hold for all time
     indexes = {len(epochs) - 1: index}  # epoch -> index of the grids valid from it
     workers = WorkerDirectory(store.read_person_ids(conn), *store.read_person_phones(conn))
     outside = 0

@@ -323,3 +323,11 @@ def test_each_point_gets_the_grid_version_valid_at_its_time(conn, tmp_path, chun
     assert set(got.loc[[t0, t2], "city_grid_id"]) == {ids["FC"]}
     assert bool(got.loc[before, "outside_grids"]) and pd.isna(got.loc[before, "base_grid_id"])
     assert got.loc[far, "outside_grids"].all()
+
+
+def test_grids_without_history_hold_for_every_time(conn, tmp_path):
+    ids = write_field_tree(conn)
+    conn.execute(sa.text("DELETE FROM grid_history"))  # as if inserted outside the store
+    frame = month_frame(add_people(conn), ["1999-05-02 08:00:00"])
+    assert ingest_points(conn, write_file(frame, tmp_path / "old.csv", "csv")).outside == 0
+    assert stored(conn)["base_grid_id"].tolist() == [ids["FV-1"]]
